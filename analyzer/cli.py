@@ -1,0 +1,156 @@
+"""The `analyzer` command: a thin layer over `analyze`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .audio import AUDIO_EXTENSIONS, AudioError, sha256_of
+from .config import Config
+from .pipeline import analyze, load_models
+from .result import CallResult
+
+log = logging.getLogger("analyzer")
+MAX_EXIT_STATUS = 100  # the exit status is the number of failed files, capped here
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="analyzer", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"analyzer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("analyze", help="analyse recordings into <out>/<call_id>.json and .txt")
+    run.add_argument("inputs", nargs="+", type=Path, help="audio files or folders (searched recursively)")
+    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--model", help="a CTranslate2 Whisper directory (default: the bundled multilingual base)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto: int8 CPU, float16 CUDA)")
+    run.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    run.add_argument("--beam-size", type=int, default=5)
+    run.add_argument("--speakers", type=int, help="number of speakers in mono recordings (default 2)")
+    run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    args = parser.parse_args(argv)
+    return analyze_command(args)
+
+
+def analyze_command(args: argparse.Namespace) -> int:
+    if args.speakers is not None and args.speakers < 1:
+        raise SystemExit("analyzer: --speakers must be at least 1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    _setup_logging(args.out / "analyzer.log")
+    config = Config(
+        device=args.device, whisper_model=args.model, compute_type=args.compute_type,
+        cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=args.speakers,
+    )
+    jobs, missing = collect_inputs(args.inputs)
+    failures = [(str(path), "file or folder not found") for path in missing]
+    for path, reason in failures:
+        log.error("FAILED %s: %s", path, reason)
+    if not jobs:
+        log.error("no audio files found in %s", " ".join(map(str, args.inputs)))
+        return _finish(args.out, 0, 0, failures)
+
+    log.info("loading models (device %s)", config.resolved_device())
+    models = load_models(config)
+    done = skipped = 0
+    for call_id, path in tqdm(jobs, desc="analyzing", unit="call", disable=args.quiet):
+        target = args.out / f"{call_id}.json"
+        try:
+            if not args.force and _up_to_date(target, path, config, models):
+                skipped += 1
+                continue
+            started = time.perf_counter()
+            result = analyze(path, config, models, call_id=call_id)
+            _write(target, result.to_json() + "\n")
+            _write(target.with_suffix(".txt"), result.transcript())
+            done += 1
+            log.info("%s: %d turns, %.1f s audio in %.1f s", call_id, len(result.turns),
+                     result.source.duration_s, time.perf_counter() - started)
+        except AudioError as error:
+            failures.append((str(path), str(error)))
+            log.error("FAILED %s: %s", path, error)
+        except Exception as error:  # one broken file must not stop the batch
+            failures.append((str(path), f"internal error: {type(error).__name__}: {error}"))
+            log.exception("FAILED %s: internal error", path)
+    return _finish(args.out, done, skipped, failures)
+
+
+def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[str, Path]], list[Path]]:
+    """(call_id, path) for every file named or found in a folder, and the inputs that do not exist.
+
+    A call's id is its file name without extension; where two files share one, the path below the folder given
+    tells them apart (a/call.wav and b/call.wav become a__call and b__call).
+    """
+    found, missing = [], []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            found.extend((p, p.relative_to(item)) for p in files)
+        elif item.exists():
+            found.append((item, Path(item.name)))
+        else:
+            missing.append(item)
+    stems: dict[str, int] = {}
+    for _, relative in found:
+        stems[relative.stem] = stems.get(relative.stem, 0) + 1
+    jobs = []
+    for path, relative in found:
+        call_id = relative.stem if stems[relative.stem] == 1 else "__".join(relative.with_suffix("").parts)
+        jobs.append((call_id, path))
+    return jobs, missing
+
+
+def _up_to_date(target: Path, path: Path, config: Config, models) -> bool:
+    """A result for the same audio, analyser version, models and settings exists already."""
+    if not target.is_file():
+        return False
+    try:
+        previous = CallResult.load(target)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return False
+    params = {k: v for k, v in previous.provenance.params.items() if k != "layout"}
+    return (
+        previous.provenance.analyzer_version == __version__
+        and previous.provenance.models == models.describe()
+        and params == config.params()
+        and previous.source.sha256 == sha256_of(path)
+    )
+
+
+def _write(target: Path, text: str) -> None:
+    """Write all or nothing: a crash leaves the previous file, never half of a new one."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, target)
+
+
+def _finish(out: Path, done: int, skipped: int, failures: list[tuple[str, str]]) -> int:
+    summary = {"analyzed": done, "skipped_up_to_date": skipped, "failed": len(failures),
+               "failures": [{"path": p, "error": e} for p, e in failures]}
+    _write(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    log.info("%d analysed, %d up to date, %d failed", done, skipped, len(failures))
+    for path, reason in failures:
+        print(f"FAILED {path}: {reason}", file=sys.stderr)
+    return min(len(failures), MAX_EXIT_STATUS)
+
+
+def _setup_logging(logfile: Path) -> None:
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    to_file = logging.FileHandler(logfile, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(to_file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

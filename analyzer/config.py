@@ -1,0 +1,61 @@
+"""One configuration object for a run: device, model paths, decoding and segmentation settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Collection-domain vocabulary. Whisper base hears 逾期 as 一七 and 还款 as 海款 on telephone audio unless
+# these words are in its context.
+DOMAIN_TERMS = (
+    "逾期", "还款", "欠款", "借款", "贷款", "罚息", "征信", "分期", "停息挂账", "催收", "利息", "起诉",
+    "账单", "本金", "最低还款", "宽限", "法务", "客服", "信用卡", "消费金融",
+)
+
+# A Simplified-Chinese, punctuated prompt makes Whisper answer in Simplified script with punctuation.
+INITIAL_PROMPT = "以下是普通话的电话录音，内容关于借款逾期、还款、欠款、罚息和征信。"
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("ANALYZER_CACHE"):
+        return Path(os.environ["ANALYZER_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "analyzer"
+
+
+@dataclass
+class Config:
+    device: str = "auto"                  # auto | cpu | cuda
+    whisper_model: str | None = None      # a CTranslate2 Whisper directory; None = bundled multilingual base
+    compute_type: str = "auto"            # auto = int8 on CPU, float16 on CUDA
+    cpu_threads: int = 0                  # 0 = all cores
+    beam_size: int = 5
+    language: str = "zh"
+    initial_prompt: str = INITIAL_PROMPT
+    hotwords: tuple[str, ...] = DOMAIN_TERMS
+    num_speakers: int | None = None       # mono recordings: None = 2 (a phone call)
+    min_speakers: int = 1
+    max_speakers: int = 4
+    max_pause_s: float = 1.5              # a longer pause inside one speaker's speech starts a new turn
+    cache_dir: Path = field(default_factory=default_cache_dir)
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    def resolved_compute_type(self) -> str:
+        if self.compute_type != "auto":
+            return self.compute_type
+        return "float16" if self.resolved_device() == "cuda" else "int8"
+
+    def params(self) -> dict:
+        """What a result records of the settings that shaped it."""
+        values = asdict(self)
+        values.pop("cache_dir")
+        values["hotwords"] = list(self.hotwords)
+        values["device"] = self.resolved_device()
+        values["compute_type"] = self.resolved_compute_type()
+        return values

@@ -1,0 +1,42 @@
+"""Scoring against references: character error rate for Mandarin (used by the benchmarks and tests)."""
+
+from __future__ import annotations
+
+import re
+
+from opencc import OpenCC
+
+_T2S = OpenCC("t2s")
+
+
+def normalize(text: str) -> str:
+    """Simplified script, no punctuation or spaces, numbers as Arabic digits (两千四百 and 2400 compare equal)."""
+    import cn2an
+
+    text = re.sub(r"[^\w]", "", _T2S.convert(text))
+    try:
+        return cn2an.transform(text, "cn2an")
+    except (ValueError, KeyError):  # cn2an gives up on some mixed strings: compare them as they are
+        return text
+
+
+def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in characters, reference length) after normalisation."""
+    import jiwer
+
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        return len(hyp), 0
+    if not hyp:
+        return len(ref), len(ref)
+    out = jiwer.process_characters(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref)
+
+
+def cer(pairs: list[tuple[str, str]]) -> float:
+    """Corpus CER over (reference, hypothesis) pairs: all edits over all reference characters."""
+    errors = length = 0
+    for reference, hypothesis in pairs:
+        e, n = char_errors(reference, hypothesis)
+        errors, length = errors + e, length + n
+    return errors / max(length, 1)

@@ -1,0 +1,65 @@
+"""`analyze`: one recording in, one CallResult out. Every front end (CLI, batch, web) calls this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import __version__, roles, speakers, transcribe, turns
+from .audio import AudioError, load
+from .config import Config
+from .result import CallResult, Issue, Provenance
+
+
+@dataclass
+class Models:
+    """The models, loaded once and reused for every call a process analyses."""
+
+    whisper: transcribe.Whisper
+    embedder: speakers.Embedder
+
+    def describe(self) -> dict:
+        return {
+            "asr": {"name": self.whisper.name, "backend": "faster-whisper", "path": self.whisper.path,
+                    "sha256": self.whisper.sha256},
+            "speaker_embedding": {"name": self.embedder.name},
+            "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
+        }
+
+
+def load_models(config: Config) -> Models:
+    device = config.resolved_device()
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    return Models(transcribe.load(config), speakers.Embedder(device))
+
+
+def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None) -> CallResult:
+    """Analyse one recording. Raises AudioError for input that cannot be analysed."""
+    audio = load(path)
+    segmentation = speakers.segment(audio, config, models.embedder)
+    if not segmentation.regions:
+        raise AudioError("no speech found in the recording")
+
+    issues = [Issue("decode", message) for message in audio.warnings]
+    tagged = []
+    for stream in segmentation.streams:
+        words, stream_issues = transcribe.transcribe(models.whisper, stream.samples, stream.speech, config)
+        issues.extend(stream_issues)
+        for word in words:
+            tagged.append((stream.speaker or turns.assign_speaker(word, segmentation.regions), word))
+    call_turns = turns.build(tagged, segmentation.regions, config.max_pause_s)
+    if not call_turns:
+        issues.append(Issue("transcribe", "speech was found but no words were recognised"))
+    roles.assign(call_turns, segmentation.speakers)
+
+    return CallResult(
+        call_id=call_id or Path(path).stem,
+        source=audio.source,
+        speakers=segmentation.speakers,
+        turns=call_turns,
+        provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout}),
+        errors=issues,
+    )

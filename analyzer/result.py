@@ -1,0 +1,115 @@
+"""The data model of an analysed call, passed from stage to stage and serialised as the per-call JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA = "analyzer.call/1"
+ROLES = ("collector", "borrower", "unknown")
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str
+    prob: float
+
+
+@dataclass
+class Turn:
+    start: float
+    end: float
+    speaker: str
+    role: str
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Speaker:
+    id: str
+    role: str = "unknown"
+    channel: int | None = None
+    talk_time_s: float = 0.0
+    role_confidence: float = 0.0
+    role_evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Source:
+    path: str
+    sha256: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+
+
+@dataclass
+class Provenance:
+    analyzer_version: str
+    models: dict
+    params: dict
+
+
+@dataclass
+class Issue:
+    """A problem met while analysing a call that did not stop it (the call's `errors` list)."""
+
+    stage: str
+    message: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    source: Source
+    speakers: list[Speaker]
+    turns: list[Turn]
+    provenance: Provenance
+    errors: list[Issue] = field(default_factory=list)
+    schema: str = SCHEMA
+
+    def speaker(self, speaker_id: str) -> Speaker:
+        return next(s for s in self.speakers if s.id == speaker_id)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        return {"schema": data.pop("schema"), **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CallResult:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not an {SCHEMA} result (schema={data.get('schema')!r})")
+        return cls(
+            call_id=data["call_id"],
+            source=Source(**data["source"]),
+            speakers=[Speaker(**s) for s in data["speakers"]],
+            turns=[Turn(**{**t, "words": [Word(**w) for w in t["words"]]}) for t in data["turns"]],
+            provenance=Provenance(**data["provenance"]),
+            errors=[Issue(**e) for e in data.get("errors", [])],
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> CallResult:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def transcript(self) -> str:
+        """Role-labelled plain text, one turn a line."""
+        lines = []
+        for turn in self.turns:
+            stamp = f"[{_clock(turn.start)} - {_clock(turn.end)}]"
+            lines.append(f"{stamp} {turn.role} ({turn.speaker}): {turn.text}")
+        return "\n".join(lines) + "\n"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60.0)
+    return f"{int(minutes):02d}:{secs:05.2f}"

