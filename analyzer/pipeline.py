@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,17 @@ class Models:
         }
 
 
+class _Clock:
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self.last, 3)
+        self.last = now
+
+
 def load_models(config: Config) -> Models:
     device = config.resolved_device()
     if config.cpu_threads:
@@ -38,10 +50,13 @@ def load_models(config: Config) -> Models:
 
 def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None) -> CallResult:
     """Analyse one recording. Raises AudioError for input that cannot be analysed."""
+    clock = _Clock()
     audio = load(path)
+    clock.lap("decode")
     segmentation = speakers.segment(audio, config, models.embedder)
     if not segmentation.regions:
         raise AudioError("no speech found in the recording")
+    clock.lap("speakers")
 
     issues = [Issue("decode", message) for message in audio.warnings]
     tagged = []
@@ -50,16 +65,19 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
         issues.extend(stream_issues)
         for word in words:
             tagged.append((stream.speaker or turns.assign_speaker(word, segmentation.regions), word))
+    clock.lap("transcribe")
     call_turns = turns.build(tagged, segmentation.regions, config.max_pause_s)
     if not call_turns:
         issues.append(Issue("transcribe", "speech was found but no words were recognised"))
     roles.assign(call_turns, segmentation.speakers)
+    clock.lap("turns_roles")
 
     return CallResult(
         call_id=call_id or Path(path).stem,
         source=audio.source,
         speakers=segmentation.speakers,
         turns=call_turns,
-        provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout}),
+        provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout},
+                              clock.laps),
         errors=issues,
     )

@@ -52,6 +52,7 @@ class Provenance:
     analyzer_version: str
     models: dict
     params: dict
+    timings_s: dict = field(default_factory=dict)  # seconds spent in each stage
 
 
 @dataclass

@@ -1,0 +1,38 @@
+"""The transcription guards on text Whisper is known to invent, and the domain-term fixes."""
+
+from __future__ import annotations
+
+from analyzer.result import Word
+from analyzer.transcribe import _cut_loop, _cut_tail, correct_domain_terms, hallucination, REPEAT
+
+
+def test_subtitle_credits_are_dropped():
+    assert hallucination("字幕由Amara.org社群提供", "", None)
+    assert hallucination("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", "", None)
+    assert hallucination("您的借款已经逾期三天了。", "", None) is None
+
+
+def test_a_segment_repeated_is_dropped():
+    assert hallucination("一二线城市虽然也处于调整中。", "一二线城市虽然也处于调整中。", None)
+    assert hallucination("好的。", "好的。", None) is None  # short replies may well repeat
+
+
+def test_text_invented_after_the_speech_is_cut():
+    words = [Word(0.0, 0.3, "还款", 0.9), Word(0.3, 0.6, "了。", 0.95), Word(0.6, 0.6, "你", 0.02),
+             Word(0.6, 0.6, "设计", 0.9)]
+    kept, tail = _cut_tail(words)
+    assert [w.text for w in kept] == ["还款", "了。"] and tail == "你设计"
+
+
+def test_repetition_loop_is_cut_to_two():
+    words = [Word(i * 0.2, i * 0.2 + 0.2, "好的", 0.9) for i in range(8)] + [Word(2.0, 2.3, "再见。", 0.9)]
+    loop = REPEAT.search("".join(w.text for w in words))
+    assert "".join(w.text for w in _cut_loop(words, loop)) == "好的好的再见。"
+
+
+def test_domain_terms_fixed_only_where_meant():
+    assert correct_domain_terms("您的账单目前已七六十天") == "您的账单目前逾期六十天"
+    assert correct_domain_terms("已经一七\u0001三个月了") == "已经逾期\u0001三个月了"
+    assert correct_domain_terms("确认一下海款时间") == "确认一下还款时间"
+    assert correct_domain_terms("一七八糟") == "一七八糟"
+    assert correct_domain_terms("达到预期的效果") == "达到预期的效果"
