@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .audio import AUDIO_EXTENSIONS, AudioError, sha256_of
-from .config import Config
+from .config import DOMAIN_TERMS, INITIAL_PROMPT, Config
 from .pipeline import analyze, load_models
 from .result import CallResult
 
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto: int8 CPU, float16 CUDA)")
     run.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     run.add_argument("--beam-size", type=int, default=5)
+    run.add_argument("--domain-prompt", action="store_true",
+                     help="decode with a collection-domain prompt and hotwords, for a larger --model "
+                          "(with the bundled base model it makes transcripts worse: see README)")
     run.add_argument("--speakers", type=int, help="number of speakers in mono recordings (default 2)")
     run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -52,6 +55,8 @@ def analyze_command(args: argparse.Namespace) -> int:
         device=args.device, whisper_model=args.model, compute_type=args.compute_type,
         cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=args.speakers,
     )
+    if args.domain_prompt:
+        config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS
     jobs, missing = collect_inputs(args.inputs)
     failures = [(str(path), "file or folder not found") for path in missing]
     for path, reason in failures:

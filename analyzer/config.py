@@ -32,8 +32,8 @@ class Config:
     beam_size: int = 5
     language: str = "zh"
     # Off by default: Whisper base loops and repeats itself with a prompt or hotwords (CER on asr_zh 15.0% plain,
-    # 21.9% with the prompt, 35.3% with prompt and hotwords, at 6x the time); larger models use them well.
-    # The domain terms are fixed after decoding instead (transcribe.DOMAIN_FIXES).
+    # 21.9% with the prompt, 35.3% with prompt and hotwords, at up to 6x the time). `--domain-prompt` turns them
+    # on for a larger model. With base, the domain terms are fixed after decoding (transcribe.DOMAIN_FIXES).
     initial_prompt: str | None = None
     hotwords: tuple[str, ...] = ()
     num_speakers: int | None = None       # mono recordings: None = 2 (a phone call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 from opencc import OpenCC
 
@@ -14,10 +15,12 @@ def normalize(text: str) -> str:
     import cn2an
 
     text = re.sub(r"[^\w]", "", _T2S.convert(text))
-    try:
-        return cn2an.transform(text, "cn2an")
-    except (ValueError, KeyError):  # cn2an gives up on some mixed strings: compare them as they are
-        return text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cn2an warns about digit runs such as 七六十 and leaves them as they are
+        try:
+            return cn2an.transform(text, "cn2an")
+        except (ValueError, KeyError):  # it gives up on some mixed strings: compare them as they are
+            return text
 
 
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:

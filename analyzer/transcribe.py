@@ -43,6 +43,8 @@ DOMAIN_FIXES = [
     (re.compile(r"罚系|发息"), "罚息"),
     (re.compile(r"停息挂帐|停息挂站"), "停息挂账"),
 ]
+FULL_WIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；"}
+HALF_WIDTH = re.compile("[,?!:;]")
 REPEAT = re.compile(r"(.{1,8}?)\1{4,}")  # one unit said five or more times in a row
 ASR_PAD_S = 0.3   # Whisper reads the edges of words better with a little of the silence around them
 DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repeating itself
@@ -196,7 +198,8 @@ def hallucination(text: str, previous: str, prompt: str | None) -> str | None:
         return "a known subtitle-credit phrase"
     if prompt and len(bare) >= 4 and (bare in prompt or _bare(prompt)[:6] in bare):
         return "the prompt repeated back"
-    if len(bare) >= 4 and (bare in before or SequenceMatcher(None, bare, before[-len(bare):]).ratio() >= DUPLICATE):
+    # the whole segment again (a party echoing a few words of the other, 拿不出来？, is not a repeat)
+    if len(bare) >= 4 and SequenceMatcher(None, bare, before).ratio() >= DUPLICATE:
         return "a repeat of the segment before"
     return None
 
@@ -208,7 +211,7 @@ def _bare(text: str) -> str:
 def _simplified_words(words) -> list[Word]:
     """Simplified script and the domain fixes, applied across word boundaries, then split back into the words."""
     texts = [w.word.strip() for w in words]
-    joined = correct_domain_terms(_T2S.convert("\u0001".join(texts)))
+    joined = correct_domain_terms(full_width_punctuation(_T2S.convert("\u0001".join(texts))))
     converted = joined.split("\u0001")
     if len(converted) != len(texts):  # a conversion that spans a word boundary: convert word by word
         converted = [_T2S.convert(t) for t in texts]
@@ -217,6 +220,12 @@ def _simplified_words(words) -> list[Word]:
         for w, text in zip(words, converted)
         if text
     ]
+
+
+def full_width_punctuation(text: str) -> str:
+    """Chinese punctuation for the ASCII marks Whisper often writes (a '.' between digits stays a decimal point)."""
+    text = HALF_WIDTH.sub(lambda m: FULL_WIDTH[m.group(0)], text)
+    return re.sub(r"(?<![0-9])\.|\.(?![0-9])", "。", text)
 
 
 def correct_domain_terms(text: str) -> str:

@@ -1,9 +1,9 @@
 """CER of the analyzer's transcription on ../shared/data/asr_zh (16 kHz and the 8 kHz telephone copies).
 
-    python benchmarks/asr_cer.py [--shared ../shared] [--model DIR] [--no-prompt] [--no-hotwords] [--show]
+    python benchmarks/asr_cer.py [--shared ../shared] [--model DIR] [--prompt] [--hotwords] [--show]
 
-Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper with the domain prompt and
-hotwords, Simplified conversion and the hallucination guard. Prints a table.
+Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper (with the domain prompt and
+hotwords when asked), Simplified conversion, domain-term fixes and the hallucination guard. Prints a table.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from analyzer import audio, transcribe, vad
-from analyzer.config import Config
+from analyzer.config import DOMAIN_TERMS, INITIAL_PROMPT, Config
 from analyzer.evaluate import cer
 
 
@@ -23,18 +23,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--model")
-    parser.add_argument("--no-prompt", action="store_true")
-    parser.add_argument("--no-hotwords", action="store_true")
+    parser.add_argument("--prompt", action="store_true", help="decode with the domain prompt")
+    parser.add_argument("--hotwords", action="store_true", help="decode with the domain terms as hotwords")
     parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")
     args = parser.parse_args()
     root = args.shared / "data/asr_zh"
     if not root.is_dir():
         sys.exit(f"no data at {root}")
     config = Config(whisper_model=args.model)
-    if args.no_prompt:
-        config.initial_prompt = None
-    if args.no_hotwords:
-        config.hotwords = ()
+    if args.prompt:
+        config.initial_prompt = INITIAL_PROMPT
+    if args.hotwords:
+        config.hotwords = DOMAIN_TERMS
     whisper = transcribe.load(config)
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analyzer.result import Word
-from analyzer.transcribe import _cut_loop, _cut_tail, correct_domain_terms, hallucination, REPEAT
+from analyzer.transcribe import REPEAT, _cut_loop, _cut_tail, correct_domain_terms, hallucination
 
 
 def test_subtitle_credits_are_dropped():
@@ -14,7 +14,15 @@ def test_subtitle_credits_are_dropped():
 
 def test_a_segment_repeated_is_dropped():
     assert hallucination("一二线城市虽然也处于调整中。", "一二线城市虽然也处于调整中。", None)
+    assert hallucination("廣州市佛地产中间协会分析。", "室佛地产中间协会分析。", None)
     assert hallucination("好的。", "好的。", None) is None  # short replies may well repeat
+    assert hallucination("拿不出来？", "今天真的拿不出来这么多钱。", None) is None  # one party echoing the other
+
+
+def test_chinese_punctuation():
+    from analyzer.transcribe import full_width_punctuation
+
+    assert full_width_punctuation("你好,请问是李先生吗?利率是3.5.") == "你好，请问是李先生吗？利率是3.5。"
 
 
 def test_text_invented_after_the_speech_is_cut():

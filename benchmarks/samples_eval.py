@@ -1,0 +1,63 @@
+"""CER and role accuracy of `analyze` on the project's samples, as recorded and mixed down to mono.
+
+    python benchmarks/samples_eval.py
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+from analyzer import Config, analyze, load_models
+from analyzer.audio import SAMPLE_RATE, load
+from analyzer.evaluate import cer
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def role_at(turns: list[dict], start: float, end: float) -> str | None:
+    overlaps = [(min(end, t["end"]) - max(start, t["start"]), t["role"]) for t in turns]
+    best = max(overlaps)
+    return best[1] if best[0] > 0 else None
+
+
+def write_mono(samples: np.ndarray, path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray((samples[None] * 32767).astype(np.int16), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def main() -> None:
+    config = Config()
+    models = load_models(config)
+    print("| call | layout | CER | turns | turns with the right role | speech with the right role |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for truth_file in sorted(SAMPLES.glob("*.truth.json")):
+            truth = json.loads(truth_file.read_text(encoding="utf-8"))
+            path = SAMPLES / truth["audio"]
+            versions = [(truth["layout"], path)]
+            if truth["layout"] == "stereo":
+                mixed = load(path).samples.mean(axis=0)
+                versions.append(("stereo mixed to mono", write_mono(mixed, Path(tmp) / truth["audio"])))
+            for layout, audio_path in versions:
+                result = analyze(audio_path, config, models, call_id=truth["call_id"])
+                reference = "".join(t["text"] for t in truth["turns"])
+                error = cer([(reference, "".join(t.text for t in result.turns))])
+                right = [t for t in result.turns if t.role == role_at(truth["turns"], t.start, t.end)]
+                speech = sum(t.end - t.start for t in result.turns)
+                right_speech = sum(t.end - t.start for t in right)
+                print(f"| {truth['call_id']} | {layout} | {100 * error:.1f}% | {len(result.turns)} | "
+                      f"{len(right)}/{len(result.turns)} | {100 * right_speech / speech:.1f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
