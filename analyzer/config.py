@@ -37,8 +37,6 @@ class Config:
     initial_prompt: str | None = None
     hotwords: tuple[str, ...] = ()
     num_speakers: int | None = None       # mono recordings: None = 2 (a phone call)
-    min_speakers: int = 1
-    max_speakers: int = 4
     max_pause_s: float = 1.5              # a longer pause inside one speaker's speech starts a new turn
     cache_dir: Path = field(default_factory=default_cache_dir)
 

@@ -17,7 +17,7 @@ from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import collect_chunks
 from opencc import OpenCC
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, sha256_of
 from .config import Config
 from .result import Issue, Word
 
@@ -68,7 +68,7 @@ def load(config: Config) -> Whisper:
         path = Path(config.whisper_model).expanduser()
         if not (path / "model.bin").is_file():
             raise FileNotFoundError(f"not a CTranslate2 Whisper directory (no model.bin): {path}")
-        name, sha256 = path.name, _cached_sha256(path / "model.bin")
+        name, sha256 = path.name, _cached_sha256(path / "model.bin", config.cache_dir)
     else:
         path, name = bundled_model_dir(config.cache_dir), BUNDLED_NAME
         sha256 = (path / "model.bin.sha256").read_text().strip()
@@ -113,20 +113,20 @@ def bundled_model_dir(cache_dir: Path) -> Path:
     return target
 
 
-def _cached_sha256(path: Path) -> str:
-    stat = path.stat()
-    sidecar = path.with_name(path.name + f".{stat.st_size}.{int(stat.st_mtime)}.sha256")
-    if sidecar.is_file():
-        return sidecar.read_text().strip()
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+def _cached_sha256(path: Path, cache_dir: Path) -> str:
+    """The file's sha256, remembered in the cache (not beside the user's model) by path, size and mtime."""
+    stat = path.resolve().stat()
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    remembered = cache_dir / "hashes" / f"{key}-{stat.st_size}-{int(stat.st_mtime)}.sha256"
+    if remembered.is_file():
+        return remembered.read_text().strip()
+    digest = sha256_of(path)
     try:
-        sidecar.write_text(digest.hexdigest() + "\n")
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(digest + "\n")
     except OSError:
-        pass  # a read-only model directory: hash again next time
-    return digest.hexdigest()
+        pass  # a read-only cache: hash again next time
+    return digest
 
 
 _T2S = OpenCC("t2s")
