@@ -43,8 +43,7 @@ DOMAIN_FIXES = [
     (re.compile(r"罚系|发息"), "罚息"),
     (re.compile(r"停息挂帐|停息挂站"), "停息挂账"),
 ]
-FULL_WIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；"}
-HALF_WIDTH = re.compile("[,?!:;]")
+FULL_WIDTH = str.maketrans(",?!:;", "，？！：；")
 REPEAT = re.compile(r"(.{1,8}?)\1{4,}")  # one unit said five or more times in a row
 ASR_PAD_S = 0.3   # Whisper reads the edges of words better with a little of the silence around them
 DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repeating itself
@@ -115,8 +114,9 @@ def bundled_model_dir(cache_dir: Path) -> Path:
 
 def _cached_sha256(path: Path, cache_dir: Path) -> str:
     """The file's sha256, remembered in the cache (not beside the user's model) by path, size and mtime."""
-    stat = path.resolve().stat()
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    path = path.resolve()
+    stat = path.stat()
+    key = hashlib.sha1(str(path).encode()).hexdigest()[:16]
     remembered = cache_dir / "hashes" / f"{key}-{stat.st_size}-{int(stat.st_mtime)}.sha256"
     if remembered.is_file():
         return remembered.read_text().strip()
@@ -224,8 +224,7 @@ def _simplified_words(words) -> list[Word]:
 
 def full_width_punctuation(text: str) -> str:
     """Chinese punctuation for the ASCII marks Whisper often writes (a '.' between digits stays a decimal point)."""
-    text = HALF_WIDTH.sub(lambda m: FULL_WIDTH[m.group(0)], text)
-    return re.sub(r"(?<![0-9])\.|\.(?![0-9])", "。", text)
+    return re.sub(r"(?<![0-9])\.|\.(?![0-9])", "。", text.translate(FULL_WIDTH))
 
 
 def correct_domain_terms(text: str) -> str:
