@@ -13,7 +13,7 @@ from sklearn.cluster import SpectralClustering
 from .audio import SAMPLE_RATE, Audio
 from .config import Config
 from .result import Speaker
-from .vad import speech_regions
+from .vad import detect, speech_duration
 
 WINDOW_S, HOP_S = 1.5, 0.75      # embedding windows inside speech, as 3D-Speaker's diarization recipe
 FRAME_S = 0.01                    # resolution of the speaker labels
@@ -115,29 +115,29 @@ def distinct_channels(samples: np.ndarray) -> list[int] | None:
 def _by_channel(samples: np.ndarray, channels: list[int]) -> Segmentation:
     streams, regions, speakers = [], [], []
     for number, channel in enumerate(channels, start=1):
-        speech = speech_regions(samples[channel])
-        if not speech:
+        speech = detect(samples[channel])
+        if not speech.decode:
             continue
         speaker_id = f"S{number}"
-        streams.append(Stream(samples[channel], speech, speaker_id))
-        regions.extend(SpeechRegion(s, e, speaker_id) for s, e in speech)
-        speakers.append(Speaker(speaker_id, channel=channel, talk_time_s=round(sum(e - s for s, e in speech), 2)))
+        streams.append(Stream(samples[channel], speech.decode, speaker_id))
+        regions.extend(SpeechRegion(s, e, speaker_id) for s, e in speech.turns)
+        speakers.append(Speaker(speaker_id, channel=channel, talk_time_s=round(speech_duration(speech.turns), 2)))
     regions.sort(key=lambda r: r.start)
     return Segmentation("stereo", streams, regions, speakers)
 
 
 def _by_voice(samples: np.ndarray, config: Config, embedder: Embedder) -> Segmentation:
-    speech = speech_regions(samples)
-    if not speech:
+    speech = detect(samples)
+    if not speech.decode:
         return Segmentation("mono", [], [], [])
-    windows = embedding_windows(speech)
+    windows = embedding_windows(speech.turns)
     labels = cluster(embedder.embed(samples, windows), config)
-    regions = label_regions(speech, windows, labels)
+    regions = label_regions(speech.turns, windows, labels)
     speakers = []
     for speaker_id in dict.fromkeys(r.speaker for r in regions):
         talk = sum(r.end - r.start for r in regions if r.speaker == speaker_id)
         speakers.append(Speaker(speaker_id, talk_time_s=round(talk, 2)))
-    return Segmentation("mono", [Stream(samples, speech, None)], regions, speakers)
+    return Segmentation("mono", [Stream(samples, speech.decode, None)], regions, speakers)
 
 
 def embedding_windows(speech: list[tuple[float, float]]) -> list[tuple[float, float]]:

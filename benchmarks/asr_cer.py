@@ -45,7 +45,7 @@ def main() -> None:
         for row in rows:
             clip = audio.load(root / row[key])
             samples = clip.mono()
-            words, _ = transcribe.transcribe(whisper, samples, vad.speech_regions(samples), config)
+            words, _ = transcribe.transcribe(whisper, samples, vad.detect(samples).decode, config)
             hypothesis = "".join(w.text for w in words)
             pairs.append((row["text"], hypothesis))
             audio_s += clip.duration_s

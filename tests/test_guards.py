@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from analyzer import vad
+from analyzer.audio import load
 from analyzer.result import Word
 from analyzer.transcribe import REPEAT, _cut_loop, _cut_tail, correct_domain_terms, hallucination
+
+from conftest import SHARED
 
 
 def test_subtitle_credits_are_dropped():
@@ -44,3 +52,16 @@ def test_domain_terms_fixed_only_where_meant():
     assert correct_domain_terms("确认一下海款时间") == "确认一下还款时间"
     assert correct_domain_terms("一七八糟") == "一七八糟"
     assert correct_domain_terms("达到预期的效果") == "达到预期的效果"
+
+
+def test_telephone_band_speech_is_not_dropped_by_the_vad():
+    """A clear 8 kHz sentence silero scores below 0.5 is still decoded: narrowband audio uses a lower threshold."""
+    manifest = SHARED / "data/asr_zh/manifest.jsonl"
+    if not manifest.is_file():
+        pytest.skip(f"shared data not found at {SHARED}")
+    row = next(json.loads(line) for line in manifest.read_text().splitlines() if "TEST_NET" in line)
+    narrow, wide = load(SHARED / "data/asr_zh" / row["wav_8k"]).mono(), load(SHARED / "data/asr_zh" / row["wav"]).mono()
+    assert vad.is_narrowband(narrow) and not vad.is_narrowband(wide)
+    assert vad.speech_regions(narrow) == []  # the strict threshold alone would lose it
+    speech = vad.detect(narrow)
+    assert vad.speech_duration(speech.decode) > 1.0 and speech.turns == speech.decode

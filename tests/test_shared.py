@@ -12,8 +12,8 @@ from analyzer.evaluate import cer
 
 from conftest import SHARED, needs_shared
 
-# Measured 15.0% at 16 kHz and 31.6% at 8 kHz (benchmarks/asr_cer.py); these bars catch regressions.
-MAX_CER = {"wav": 0.17, "wav_8k": 0.34}
+# Measured 15.0% at 16 kHz and 27.3% at 8 kHz (benchmarks/asr_cer.py); these bars catch regressions.
+MAX_CER = {"wav": 0.17, "wav_8k": 0.30}
 
 
 @needs_shared
@@ -24,6 +24,6 @@ def test_cer_on_real_mandarin(models, config, key):
     pairs = []
     for row in rows:
         samples = load(root / row[key]).mono()
-        words, _ = transcribe.transcribe(models.whisper, samples, vad.speech_regions(samples), config)
+        words, _ = transcribe.transcribe(models.whisper, samples, vad.detect(samples).decode, config)
         pairs.append((row["text"], "".join(w.text for w in words)))
     assert cer(pairs) <= MAX_CER[key], pairs
