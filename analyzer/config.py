@@ -30,6 +30,8 @@ class Config:
     compute_type: str = "auto"            # auto = int8 on CPU, float16 on CUDA
     cpu_threads: int = 0                  # 0 = all cores
     beam_size: int = 5
+    # beam search looks further before it stops (asr_zh CER: 16 kHz 15.0 -> 13.9%, 8 kHz 27.3 -> 26.2%)
+    patience: float = 2.0
     language: str = "zh"
     # Off by default: Whisper base loops and repeats itself with a prompt or hotwords (CER on asr_zh 15.0% plain,
     # 21.9% with the prompt, 35.3% with prompt and hotwords, at up to 6x the time). `--domain-prompt` turns them

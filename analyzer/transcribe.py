@@ -150,6 +150,7 @@ def transcribe(
         language=config.language,
         task="transcribe",
         beam_size=config.beam_size,
+        patience=config.patience,
         initial_prompt=config.initial_prompt,
         hotwords="，".join(config.hotwords) if config.hotwords else None,
         word_timestamps=True,
