@@ -30,7 +30,14 @@ class Speech:
     decode: list[tuple[float, float]]  # everything that may be speech: what Whisper transcribes
 
 
+def speech_regions(samples: np.ndarray, options: VadOptions = CALL_VAD) -> list[tuple[float, float]]:
+    """Speech as (start, end) seconds, in order and not overlapping."""
+    stamps = get_speech_timestamps(samples, options, sampling_rate=SAMPLE_RATE)
+    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
 def detect(samples: np.ndarray) -> Speech:
+    """Speech for turns and speech for Whisper; the latter found more generously in telephone-band audio."""
     confident = speech_regions(samples, CALL_VAD)
     if not is_narrowband(samples):
         return Speech(confident, confident)
@@ -49,9 +56,3 @@ def is_narrowband(samples: np.ndarray, frame: int = 512) -> bool:
 
 def speech_duration(regions: list[tuple[float, float]]) -> float:
     return sum(end - start for start, end in regions)
-
-
-def speech_regions(samples: np.ndarray, options: VadOptions = CALL_VAD) -> list[tuple[float, float]]:
-    """Speech as (start, end) seconds, in order and not overlapping."""
-    stamps = get_speech_timestamps(samples, options, sampling_rate=SAMPLE_RATE)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
