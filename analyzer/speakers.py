@@ -20,6 +20,8 @@ FRAME_S = 0.01                    # resolution of the speaker labels
 SAME_SPEAKER_COSINE = 0.9        # CAM++ centroids: one voice split in two agrees above ~0.9; the two sample voices 0.79
 IDENTICAL_CHANNELS = 1e-3         # residual energy share under which two channels carry the same signal
 CHANNEL_SILENT_DB = -45.0         # a channel this far below the louder one carries no party of its own
+CROSSTALK_DB = 18.0               # a channel this far below another in a frame carries only leaked sound
+CROSSTALK_FRAME_S = 0.02
 
 
 @dataclass
@@ -114,16 +116,32 @@ def distinct_channels(samples: np.ndarray) -> list[int] | None:
 
 def _by_channel(samples: np.ndarray, channels: list[int]) -> Segmentation:
     streams, regions, speakers = [], [], []
+    own = remove_crosstalk(samples[channels])
     for number, channel in enumerate(channels, start=1):
-        speech = detect(samples[channel])
+        speech = detect(own[number - 1])
         if not speech.decode:
             continue
         speaker_id = f"S{number}"
-        streams.append(Stream(samples[channel], speech.decode, speaker_id))
+        streams.append(Stream(own[number - 1], speech.decode, speaker_id))
         regions.extend(SpeechRegion(s, e, speaker_id) for s, e in speech.turns)
         speakers.append(Speaker(speaker_id, channel=channel, talk_time_s=round(speech_duration(speech.turns), 2)))
     regions.sort(key=lambda r: r.start)
     return Segmentation("stereo", streams, regions, speakers)
+
+
+def remove_crosstalk(channels: np.ndarray) -> np.ndarray:
+    """Silence each channel where another channel is much louder: there it carries only the other party's voice
+    leaking across (line echo, a headset picking up the other side), which would otherwise be transcribed twice.
+    Two people talking at once stay, each on their own channel, at comparable levels."""
+    frame = int(CROSSTALK_FRAME_S * SAMPLE_RATE)
+    usable = channels.shape[1] // frame * frame
+    level = 10 * np.log10(np.mean(channels[:, :usable].reshape(len(channels), -1, frame) ** 2, axis=2) + 1e-12)
+    leak = level < level.max(axis=0, keepdims=True) - CROSSTALK_DB
+    # widen each leak by a frame either side: the soft onsets and tails of leaked words fail the level test
+    leak = leak | np.roll(leak, 1, axis=1) | np.roll(leak, -1, axis=1)
+    gain = np.repeat(np.where(leak, 0.0, 1.0), frame, axis=1)
+    gain = np.pad(gain, ((0, 0), (0, channels.shape[1] - usable)), mode="edge")
+    return (channels * gain).astype(np.float32)
 
 
 def _by_voice(samples: np.ndarray, config: Config, embedder: Embedder) -> Segmentation:
