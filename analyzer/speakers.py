@@ -20,7 +20,9 @@ FRAME_S = 0.01                    # resolution of the speaker labels
 SAME_SPEAKER_COSINE = 0.9        # CAM++ centroids: one voice split in two agrees above ~0.9; the two sample voices 0.79
 IDENTICAL_CHANNELS = 1e-3         # residual energy share under which two channels carry the same signal
 CHANNEL_SILENT_DB = -45.0         # a channel this far below the louder one carries no party of its own
-CROSSTALK_DB = 18.0               # a channel this far below another in a frame carries only leaked sound
+CROSSTALK_DB = 12.0               # a leaking voice arrives at least this far below the original
+CROSSTALK_CORRELATION = 0.7       # ... and follows its waveform this closely
+CROSSTALK_MAX_LAG_S = 0.005
 CROSSTALK_FRAME_S = 0.02
 
 
@@ -130,17 +132,33 @@ def _by_channel(samples: np.ndarray, channels: list[int]) -> Segmentation:
 
 
 def remove_crosstalk(channels: np.ndarray) -> np.ndarray:
-    """Silence each channel where another channel is much louder: there it carries only the other party's voice
-    leaking across (line echo, a headset picking up the other side), which would otherwise be transcribed twice.
-    Two people talking at once stay, each on their own channel, at comparable levels."""
+    """Silence each channel where it carries only another party's voice leaking across (line echo, a headset
+    picking up the other side), which would otherwise be transcribed a second time on the wrong channel.
+
+    A frame is leakage where the channel is much quieter than another and its waveform follows that other's
+    (cross-correlation within a few ms); the quiet tail of a word someone talks over does not follow it, and stays.
+    """
     frame = int(CROSSTALK_FRAME_S * SAMPLE_RATE)
-    usable = channels.shape[1] // frame * frame
-    level = 10 * np.log10(np.mean(channels[:, :usable].reshape(len(channels), -1, frame) ** 2, axis=2) + 1e-12)
-    leak = level < level.max(axis=0, keepdims=True) - CROSSTALK_DB
+    count = channels.shape[1] // frame
+    frames = channels[:, : count * frame].reshape(len(channels), count, frame)
+    energy = np.sum(frames**2, axis=2) + 1e-12
+    level = 10 * np.log10(energy)
+    spectra = np.fft.rfft(frames, 2 * frame, axis=2)
+    lag = int(CROSSTALK_MAX_LAG_S * SAMPLE_RATE)
+    leak = np.zeros((len(channels), count), dtype=bool)
+    for own in range(len(channels)):
+        for other in range(len(channels)):
+            if other == own:
+                continue
+            quieter = level[own] < level[other] - CROSSTALK_DB
+            correlation = np.fft.irfft(spectra[own] * np.conj(spectra[other]), 2 * frame, axis=1)
+            near = np.concatenate([correlation[:, : lag + 1], correlation[:, -lag:]], axis=1)
+            follows = np.abs(near).max(axis=1) / np.sqrt(energy[own] * energy[other]) >= CROSSTALK_CORRELATION
+            leak[own] |= quieter & follows
     # widen each leak by a frame either side: the soft onsets and tails of leaked words fail the level test
     leak = leak | np.roll(leak, 1, axis=1) | np.roll(leak, -1, axis=1)
     gain = np.repeat(np.where(leak, 0.0, 1.0), frame, axis=1)
-    gain = np.pad(gain, ((0, 0), (0, channels.shape[1] - usable)), mode="edge")
+    gain = np.pad(gain, ((0, 0), (0, channels.shape[1] - count * frame)), mode="edge")
     return (channels * gain).astype(np.float32)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.transcribe import restore_speech_timestamps
@@ -46,6 +47,7 @@ DOMAIN_FIXES = [
 FULL_WIDTH = str.maketrans(",?!:;", "，？！：；")
 REPEAT = re.compile(r"(.{1,8}?)\1{4,}")  # one unit said five or more times in a row
 ASR_PAD_S = 0.3   # Whisper reads the edges of words better with a little of the silence around them
+RANDOM_SEED = 0
 DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repeating itself
 SENTENCE_END = "。？！?!"
 UNLIKELY = 0.1     # a first invented word is far below this; real first words of a sentence are above it
@@ -145,6 +147,8 @@ def transcribe(
     chunks = [{"start": int(s * SAMPLE_RATE), "end": int(e * SAMPLE_RATE)}
               for s, e in padded(speech, len(samples) / SAMPLE_RATE)]
     joined = np.concatenate(collect_chunks(samples, chunks)[0])
+    # temperature fallback samples at random: a fixed seed makes a call's transcript the same on every run
+    ctranslate2.set_random_seed(RANDOM_SEED)
     segments, _ = whisper.model.transcribe(
         joined,
         language=config.language,
