@@ -38,7 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--domain-prompt", action="store_true",
                      help="decode with a collection-domain prompt and hotwords, for a larger --model "
                           "(with the bundled base model it makes transcripts worse: see README)")
-    run.add_argument("--speakers", type=int, help="number of speakers in mono recordings (default 2)")
+    run.add_argument("--speakers",
+                     help="speakers in mono recordings: a number, or 'auto' to count them (default 2: a phone call; "
+                          "1 when both are one voice)")
+    run.add_argument("--min-speakers", type=int, help="with --speakers auto: at least this many")
+    run.add_argument("--max-speakers", type=int, help="with --speakers auto: at most this many")
+    run.add_argument("--diarizer", choices=["builtin", "pyannote"], default="builtin",
+                     help="mono diarization: the built-in one (offline), or a stock pyannote.audio pipeline "
+                          "(pip install '.[pyannote]')")
+    run.add_argument("--pyannote-pipeline", default=Config.pyannote_pipeline,
+                     help="with --diarizer pyannote: a local pipeline directory or a Hugging Face id (token in HF_TOKEN)")
     run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -47,13 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
-    if args.speakers is not None and args.speakers < 1:
-        raise SystemExit("analyzer: --speakers must be at least 1")
+    num_speakers, min_speakers = _speaker_count(args)
     args.out.mkdir(parents=True, exist_ok=True)
     _setup_logging(args.out / "analyzer.log")
     config = Config(
         device=args.device, whisper_model=args.model, compute_type=args.compute_type,
-        cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=args.speakers,
+        cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=num_speakers,
+        min_speakers=min_speakers, max_speakers=args.max_speakers, diarizer=args.diarizer,
+        pyannote_pipeline=args.pyannote_pipeline,
     )
     if args.domain_prompt:
         config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS
@@ -88,6 +98,23 @@ def analyze_command(args: argparse.Namespace) -> int:
             failures.append((str(path), f"internal error: {type(error).__name__}: {error}"))
             log.exception("FAILED %s: internal error", path)
     return _finish(args.out, done, skipped, failures)
+
+
+def _speaker_count(args: argparse.Namespace) -> tuple[int | None, int]:
+    """(num_speakers, min_speakers) from --speakers, --min-speakers and --max-speakers."""
+    bounded = args.min_speakers is not None or args.max_speakers is not None
+    if args.speakers == "auto" or (args.speakers is None and bounded):
+        low, high = args.min_speakers or 1, args.max_speakers
+        if low < 1 or (high is not None and high < low):
+            raise SystemExit("analyzer: need 1 <= --min-speakers <= --max-speakers")
+        return None, low
+    if bounded:
+        raise SystemExit("analyzer: --min-speakers and --max-speakers go with --speakers auto")
+    if args.speakers is None:
+        return 2, 1  # a phone call: two parties, or one voice
+    if not args.speakers.isdigit() or int(args.speakers) < 1:
+        raise SystemExit(f"analyzer: --speakers takes a number of at least 1, or 'auto' (got {args.speakers!r})")
+    return int(args.speakers), int(args.speakers)
 
 
 def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[str, Path]], list[Path]]:

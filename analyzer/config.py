@@ -38,7 +38,13 @@ class Config:
     # on for a larger model. With base, the domain terms are fixed after decoding (transcribe.DOMAIN_FIXES).
     initial_prompt: str | None = None
     hotwords: tuple[str, ...] = ()
-    num_speakers: int | None = None       # mono recordings: None = 2 (a phone call)
+    # Mono recordings: a phone call has two speakers (one, when both are unmistakably one voice); None = count
+    # them, within [min_speakers, max_speakers].
+    num_speakers: int | None = 2
+    min_speakers: int = 1
+    max_speakers: int | None = None
+    diarizer: str = "builtin"             # builtin | pyannote (optional extra: a stock pyannote.audio pipeline)
+    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"  # a local directory or a Hugging Face id
     max_pause_s: float = 1.5              # a longer pause inside one speaker's speech starts a new turn
     cache_dir: Path = field(default_factory=default_cache_dir)
 

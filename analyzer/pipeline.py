@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, roles, speakers, transcribe, turns
+from . import __version__, diarize, dynamics, roles, speakers, transcribe, turns
 from .audio import AudioError, load
 from .config import Config
 from .result import CallResult, Issue, Provenance
@@ -19,13 +19,13 @@ class Models:
     """The models, loaded once and reused for every call a process analyses."""
 
     whisper: transcribe.Whisper
-    embedder: speakers.Embedder
+    diarizer: diarize.Diarizer | diarize.PyannoteDiarizer
 
     def describe(self) -> dict:
         return {
             "asr": {"name": self.whisper.name, "backend": "faster-whisper", "path": self.whisper.path,
                     "sha256": self.whisper.sha256},
-            "speaker_embedding": {"name": self.embedder.name},
+            **self.diarizer.describe(),
             "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
         }
 
@@ -42,10 +42,9 @@ class _Clock:
 
 
 def load_models(config: Config) -> Models:
-    device = config.resolved_device()
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
-    return Models(transcribe.load(config), speakers.Embedder(device))
+    return Models(transcribe.load(config), diarize.load_diarizer(config))
 
 
 def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None) -> CallResult:
@@ -53,7 +52,7 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     clock = _Clock()
     audio = load(path)
     clock.lap("decode")
-    segmentation = speakers.segment(audio, config, models.embedder)
+    segmentation = speakers.segment(audio, config, models.diarizer)
     if not segmentation.regions:
         raise AudioError("no speech found in the recording")
     clock.lap("speakers")
@@ -70,7 +69,8 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     if not call_turns:
         issues.append(Issue("transcribe", "speech was found but no words were recognised"))
     roles.assign(call_turns, segmentation.speakers)
-    clock.lap("turns_roles")
+    metrics = dynamics.measure(segmentation.regions, call_turns, segmentation.speakers, audio.source.duration_s)
+    clock.lap("turns_roles_dynamics")
 
     return CallResult(
         call_id=call_id or Path(path).stem,
@@ -79,5 +79,6 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
         turns=call_turns,
         provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout},
                               clock.laps),
+        metrics=metrics,
         errors=issues,
     )

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA = "analyzer.call/1"
+SCHEMA = "analyzer.call/2"  # 2: conversation dynamics under `metrics`
 ROLES = ("collector", "borrower", "unknown")
 
 
@@ -66,12 +66,81 @@ class Issue:
 
 
 @dataclass
+class PartyDynamics:
+    role: str
+    talk_time_s: float
+    talk_share: float                   # of all talk time (overlap counted for both parties)
+    speech_rate_cps: float              # characters (punctuation aside) per second of talk
+    turns: int
+    interruptions_made: int
+    interrupted: int
+    response_latency_s: float | None    # median time to answer the other party; negative = answers over them
+    responses: int                      # turns that answer the other party (the latency's sample size)
+
+
+@dataclass
+class Silence:
+    start: float
+    end: float
+
+
+@dataclass
+class Interruption:
+    at: float
+    by: str
+    by_role: str
+    of: str
+    of_role: str
+    overlap_s: float
+    yielded: bool                       # the interrupted party stopped soon after
+
+
+@dataclass
+class Period:
+    """A quarter of the call."""
+
+    start: float
+    end: float
+    parties: dict[str, PartyDynamics]
+    overlap_s: float
+    silence_s: float                    # in silences longer than dynamics.LONG_SILENCE_S
+    interruptions: int
+
+
+@dataclass
+class Dynamics:
+    duration_s: float
+    parties: dict[str, PartyDynamics]   # by speaker id
+    overlap_s: float                    # time with two or more parties talking
+    silence_s: float                    # time with nobody talking
+    silences: list[Silence]             # those longer than dynamics.LONG_SILENCE_S
+    interruptions: list[Interruption]
+    quarters: list[Period]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Dynamics:
+        def parties(raw: dict) -> dict[str, PartyDynamics]:
+            return {speaker: PartyDynamics(**values) for speaker, values in raw.items()}
+
+        return cls(
+            duration_s=data["duration_s"],
+            parties=parties(data["parties"]),
+            overlap_s=data["overlap_s"],
+            silence_s=data["silence_s"],
+            silences=[Silence(**s) for s in data["silences"]],
+            interruptions=[Interruption(**i) for i in data["interruptions"]],
+            quarters=[Period(**{**q, "parties": parties(q["parties"])}) for q in data["quarters"]],
+        )
+
+
+@dataclass
 class CallResult:
     call_id: str
     source: Source
     speakers: list[Speaker]
     turns: list[Turn]
     provenance: Provenance
+    metrics: Dynamics
     errors: list[Issue] = field(default_factory=list)
     schema: str = SCHEMA
 
@@ -95,6 +164,7 @@ class CallResult:
             speakers=[Speaker(**s) for s in data["speakers"]],
             turns=[Turn(**{**t, "words": [Word(**w) for w in t["words"]]}) for t in data["turns"]],
             provenance=Provenance(**data["provenance"]),
+            metrics=Dynamics.from_dict(data["metrics"]),
             errors=[Issue(**e) for e in data.get("errors", [])],
         )
 
