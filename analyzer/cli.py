@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                           "(pip install '.[pyannote]')")
     run.add_argument("--pyannote-pipeline", default=Config.pyannote_pipeline,
                      help="with --diarizer pyannote: a local pipeline directory or a Hugging Face id (token in HF_TOKEN)")
+    run.add_argument("--classifier", help="a text classifier directory (default: the one installed with analyzer)")
     run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -63,7 +64,7 @@ def analyze_command(args: argparse.Namespace) -> int:
         device=args.device, whisper_model=args.model, compute_type=args.compute_type,
         cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=args.max_speakers, diarizer=args.diarizer,
-        pyannote_pipeline=args.pyannote_pipeline,
+        pyannote_pipeline=args.pyannote_pipeline, classifier_model=args.classifier,
     )
     if args.domain_prompt:
         config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS

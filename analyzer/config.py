@@ -45,6 +45,7 @@ class Config:
     max_speakers: int | None = None
     diarizer: str = "builtin"             # builtin | pyannote (optional extra: a stock pyannote.audio pipeline)
     pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"  # a local directory or a Hugging Face id
+    classifier_model: str | None = None   # a text classifier directory; None = the one installed with the package
     max_pause_s: float = 1.5              # a longer pause inside one speaker's speech starts a new turn
     cache_dir: Path = field(default_factory=default_cache_dir)
 

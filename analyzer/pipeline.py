@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, diarize, dynamics, roles, speakers, transcribe, turns
+from . import __version__, classify, diarize, dynamics, roles, speakers, transcribe, turns
 from .audio import AudioError, load
 from .config import Config
 from .result import CallResult, Issue, Provenance
@@ -20,12 +20,14 @@ class Models:
 
     whisper: transcribe.Whisper
     diarizer: diarize.Diarizer | diarize.PyannoteDiarizer
+    classifier: classify.Classifier
 
     def describe(self) -> dict:
         return {
             "asr": {"name": self.whisper.name, "backend": "faster-whisper", "path": self.whisper.path,
                     "sha256": self.whisper.sha256},
             **self.diarizer.describe(),
+            "text_classifier": {"name": self.classifier.name, "path": str(self.classifier.path)},
             "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
         }
 
@@ -44,7 +46,9 @@ class _Clock:
 def load_models(config: Config) -> Models:
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
-    return Models(transcribe.load(config), diarize.load_diarizer(config))
+    classifier_path = Path(config.classifier_model) if config.classifier_model else None
+    return Models(transcribe.load(config), diarize.load_diarizer(config),
+                  classify.Classifier(classifier_path, config.resolved_device()))
 
 
 def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None) -> CallResult:
@@ -71,6 +75,8 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     roles.assign(call_turns, segmentation.speakers)
     metrics = dynamics.measure(segmentation.regions, call_turns, segmentation.speakers, audio.source.duration_s)
     clock.lap("turns_roles_dynamics")
+    classify.annotate(call_turns, models.classifier)
+    clock.lap("classify")
 
     return CallResult(
         call_id=call_id or Path(path).stem,

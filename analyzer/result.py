@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA = "analyzer.call/2"  # 2: conversation dynamics under `metrics`
+SCHEMA = "analyzer.call/2"  # 2: conversation dynamics under `metrics`; per-turn emotion, sentiment, acts
 ROLES = ("collector", "borrower", "unknown")
 
 
@@ -19,6 +19,12 @@ class Word:
 
 
 @dataclass
+class Emotion:
+    label: str
+    scores: dict[str, float]
+
+
+@dataclass
 class Turn:
     start: float
     end: float
@@ -26,6 +32,15 @@ class Turn:
     role: str
     text: str
     words: list[Word] = field(default_factory=list)
+    emotion: Emotion | None = None
+    sentiment: float | None = None          # -1 negative … 1 positive
+    offensive: float | None = None          # probability of offensive language
+    acts: dict[str, float] = field(default_factory=dict)  # the collector's tactics or the borrower's states
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Turn:
+        emotion = Emotion(**data["emotion"]) if data.get("emotion") else None
+        return cls(**{**data, "words": [Word(**w) for w in data["words"]], "emotion": emotion})
 
 
 @dataclass
@@ -162,7 +177,7 @@ class CallResult:
             call_id=data["call_id"],
             source=Source(**data["source"]),
             speakers=[Speaker(**s) for s in data["speakers"]],
-            turns=[Turn(**{**t, "words": [Word(**w) for w in t["words"]]}) for t in data["turns"]],
+            turns=[Turn.from_dict(t) for t in data["turns"]],
             provenance=Provenance(**data["provenance"]),
             metrics=Dynamics.from_dict(data["metrics"]),
             errors=[Issue(**e) for e in data.get("errors", [])],
@@ -173,11 +188,17 @@ class CallResult:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def transcript(self) -> str:
-        """Role-labelled plain text, one turn a line."""
+        """Role-labelled plain text, one turn a line, with the turn's emotion and its most likely tactic or state."""
         lines = []
         for turn in self.turns:
             stamp = f"[{_clock(turn.start)} - {_clock(turn.end)}]"
-            lines.append(f"{stamp} {turn.role} ({turn.speaker}): {turn.text}")
+            tags = [turn.emotion.label] if turn.emotion else []
+            if turn.acts:
+                act = max(turn.acts, key=turn.acts.get)
+                if act not in ("neutral", "neutral_info") and turn.acts[act] >= 0.5:
+                    tags.append(act)
+            tag = f" [{', '.join(tags)}]" if tags else ""
+            lines.append(f"{stamp} {turn.role} ({turn.speaker}){tag}: {turn.text}")
         return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,107 @@
+"""What each turn says and how: emotion, sentiment, offensive language, and the collector's tactic or the borrower's
+state, from the project's text classifier (multilingual-e5-small fine-tuned with one head per task; trained by
+models/classifier/train.py, weights installed with the package).
+
+Saved layout: the encoder's `config.json` + `model.safetensors` (float16) as `save_pretrained` writes them, the
+tokenizer files, and `heads.safetensors` with `<head>.weight` / `<head>.bias`. `config.json` also carries
+`classifier_heads` ({head: [label, ...]}) and `classifier_max_length`, so the directory describes itself.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .result import Emotion, Turn
+
+MAX_LENGTH = 64      # tokens; a 15-character turn is ~10, a long one ~40
+BATCH = 64
+ROLE_HEADS = {"collector": "collector", "borrower": "borrower"}
+
+
+class MultiTaskClassifier(torch.nn.Module):
+    """The e5 encoder with one linear head per task on its mean-pooled output."""
+
+    def __init__(self, encoder, heads: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.labels = heads
+        hidden = encoder.config.hidden_size
+        self.heads = torch.nn.ModuleDict({name: torch.nn.Linear(hidden, len(labels)) for name, labels in heads.items()})
+        self.dropout = torch.nn.Dropout(0.1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                heads: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Logits of the requested heads (all by default) from one encoder pass."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1))
+        return {name: self.heads[name](pooled) for name in (heads or list(self.heads))}
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int = MAX_LENGTH) -> dict:
+    # transformers 5 keeps truncation state between calls, so it is passed every time (models/e5/README.md)
+    return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def bundled_weights() -> Path:
+    return Path(str(resources.files("analyzer.classifier_weights")))
+
+
+def load_model(path: Path, device: str = "cpu"):
+    """A saved classifier and its tokenizer, float32, eval mode, from local files only."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar in a batch run's output
+
+    if not (path / "heads.safetensors").is_file():
+        raise FileNotFoundError(f"no text classifier at {path} (heads.safetensors missing)")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    encoder = BertModel.from_pretrained(path, dtype=torch.float32, add_pooling_layer=False, local_files_only=True)
+    model = MultiTaskClassifier(encoder, dict(encoder.config.classifier_heads))
+    model.heads.load_state_dict({k: v.float() for k, v in load_file(path / "heads.safetensors").items()})
+    return model.eval().to(device), tokenizer
+
+
+class Classifier:
+    """Loaded once; scores batches of turns."""
+
+    def __init__(self, path: Path | None = None, device: str = "cpu"):
+        self.path = path or bundled_weights()
+        self.model, self.tokenizer = load_model(self.path, device)
+        self.device = device
+        self.name = f"e5-small-zh multi-task classifier ({self.path.name})"
+
+    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Probabilities per head: {head: (len(texts), labels)}."""
+        scores: dict[str, list[np.ndarray]] = {head: [] for head in self.model.labels}
+        with torch.inference_mode():
+            for first in range(0, len(texts), BATCH):
+                batch = tokenize(self.tokenizer, texts[first:first + BATCH])
+                logits = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                for head, values in logits.items():
+                    scores[head].append(torch.softmax(values, dim=-1).cpu().numpy())
+        return {head: np.concatenate(parts) if parts else np.zeros((0, len(self.model.labels[head])))
+                for head, parts in scores.items()}
+
+
+def annotate(turns: list[Turn], classifier: Classifier) -> None:
+    """Give every turn its emotion, sentiment (-1 negative … 1 positive), offensive-language probability and
+    its role's tactic (collector) or state (borrower) scores."""
+    if not turns:
+        return
+    scores = {head: values.astype(float) for head, values in classifier([turn.text for turn in turns]).items()}
+    labels = classifier.model.labels
+    for index, turn in enumerate(turns):
+        emotion = dict(zip(labels["emotion"], scores["emotion"][index].round(3).tolist()))
+        turn.emotion = Emotion(max(emotion, key=emotion.get), emotion)
+        sentiment = dict(zip(labels["sentiment"], scores["sentiment"][index].tolist()))
+        turn.sentiment = round(sentiment["positive"] - sentiment["negative"], 3)
+        turn.offensive = round(float(scores["offensive"][index][labels["offensive"].index("offensive")]), 3)
+        head = ROLE_HEADS.get(turn.role)
+        turn.acts = dict(zip(labels[head], scores[head][index].round(3).tolist())) if head else {}

@@ -1,0 +1,33 @@
+"""Training-side helpers around the runtime classifier (`analyzer.classify`): a fresh model on the converted e5
+encoder, and saving in the layout `analyzer.classify.load_model` reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
+
+from analyzer.classify import MAX_LENGTH, MultiTaskClassifier
+
+
+def load_base(path: Path, heads: dict[str, list[str]]) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
+    """The converted e5 encoder in float32 with freshly initialised heads."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    encoder = BertModel.from_pretrained(path, dtype=torch.float32, add_pooling_layer=False)
+    return MultiTaskClassifier(encoder, heads), tokenizer
+
+
+def save(model: MultiTaskClassifier, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    config = model.encoder.config
+    config.classifier_heads = model.labels
+    config.classifier_pooling = "mean"
+    config.classifier_max_length = MAX_LENGTH
+    model.encoder.half().save_pretrained(out)
+    model.encoder.float()
+    tokenizer.save_pretrained(out)
+    save_file({f"{name}.{key}": value.detach().half().contiguous()
+               for name, head in model.heads.items() for key, value in head.state_dict().items()},
+              out / "heads.safetensors")

@@ -1,0 +1,84 @@
+"""The text classifier, installed with the package, on the samples' real transcripts and on plain sentences."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import truth
+
+from analyzer.classify import Classifier, annotate
+from analyzer.result import Turn
+
+# Measured on the final weights: see README (the samples' transcripts carry Whisper's errors).
+MIN_SAMPLE_ACT_ACCURACY = 0.7  # 32 of 41 scripted turns (78%) with the weights of 2026-11-28
+
+
+def test_every_turn_is_scored(sample_results):
+    for result in sample_results.values():
+        for turn in result.turns:
+            assert turn.emotion is not None and turn.emotion.label in turn.emotion.scores
+            assert sum(turn.emotion.scores.values()) == pytest.approx(1.0, abs=0.01)
+            assert -1.0 <= turn.sentiment <= 1.0 and 0.0 <= turn.offensive <= 1.0
+            if turn.role == "collector":
+                assert "threat_legal" in turn.acts and "self_harm" not in turn.acts
+            if turn.role == "borrower":
+                assert "self_harm" in turn.acts and "threat_legal" not in turn.acts
+
+
+def scripted_act_found(result, call_id) -> tuple[int, int]:
+    """(turns whose most likely act is one the script gives them, scripted turns matched to an output turn)."""
+    hits = total = 0
+    for scripted in truth(call_id)["turns"]:
+        overlapping = [t for t in result.turns if min(t.end, scripted["end"]) - max(t.start, scripted["start"]) > 0.5]
+        if not overlapping:
+            continue
+        turn = max(overlapping, key=lambda t: min(t.end, scripted["end"]) - max(t.start, scripted["start"]))
+        if not turn.acts:
+            continue
+        total += 1
+        hits += max(turn.acts, key=turn.acts.get) in scripted["acts"]
+    return hits, total
+
+
+def test_scripted_tactics_and_states_on_the_samples(sample_results):
+    """On the samples' own (imperfect) transcripts, most turns' top act is one the script gives them."""
+    hits = total = 0
+    for call_id, result in sample_results.items():
+        h, t = scripted_act_found(result, call_id)
+        hits, total = hits + h, total + t
+    assert total >= 35
+    assert hits / total >= MIN_SAMPLE_ACT_ACCURACY
+
+
+@pytest.fixture(scope="module")
+def classifier(models) -> Classifier:
+    return models.classifier
+
+
+@pytest.mark.parametrize("role, text, act", [
+    ("collector", "你再不还钱，我们下周就去法院起诉你，让你上失信名单", "threat_legal"),
+    ("collector", "不还是吧，那我现在就给你单位领导和你爸妈打电话", "threat_third_party"),
+    ("collector", "没关系的，您的情况我们都能理解，先还一部分也可以", "empathy"),
+    ("borrower", "我真的不想活了，活着没意思", "self_harm"),
+    ("borrower", "我下周五发工资就马上还上", "promise_to_pay"),
+    ("borrower", "我刚失业，老婆还住院了，实在拿不出钱", "hardship"),
+])
+def test_clear_cases(classifier, role, text, act):
+    turn = Turn(0.0, 1.0, "S1", role, text)
+    annotate([turn], classifier)
+    assert max(turn.acts, key=turn.acts.get) == act
+
+
+def test_emotion_and_offensive_language(classifier):
+    turns = [Turn(0.0, 1.0, "S1", "collector", "你这个老赖，真是个废物，不要脸"),
+             Turn(1.0, 2.0, "S2", "borrower", "好的，谢谢你，祝你生活愉快"),
+             Turn(2.0, 3.0, "S2", "borrower", "我好害怕，天天睡不着，不知道该怎么办")]
+    annotate(turns, classifier)
+    insult, thanks, fear = turns
+    assert insult.offensive > 0.5 > thanks.offensive
+    assert insult.sentiment < 0 < thanks.sentiment
+    assert fear.emotion.label in ("anxious", "sad")
+
+
+def test_a_missing_classifier_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no text classifier"):
+        Classifier(tmp_path)
