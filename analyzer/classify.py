@@ -48,7 +48,12 @@ def tokenize(tokenizer, texts: list[str], max_length: int = MAX_LENGTH) -> dict:
 
 
 def bundled_weights() -> Path:
-    return Path(str(resources.files("analyzer.classifier_weights")))
+    """The weights installed with the package; run from a source checkout (`python -m analyzer.cli` in the repo,
+    which imports the package from the checkout), the same files in models/classifier/weights."""
+    try:
+        return Path(str(resources.files("analyzer.classifier_weights")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "models" / "classifier" / "weights"
 
 
 def load_model(path: Path, device: str = "cpu"):
