@@ -149,12 +149,13 @@ class Diarizer:
         units = _units(activity, segmenter.frames)
         if not units:
             return []
-        embeddings = _embed_units(samples, units, activity, windows, segmenter.frames, embedder)
+        fbank = embedder.features(samples)
+        embeddings = _embed_units(fbank, units, activity, windows, segmenter.frames, embedder)
         if not expected_speakers:
             # how many speakers there are is told by steadier embeddings: all of a local speaker's speech in a
             # window
             whole = [_Unit(w, k, 0, activity.shape[1]) for w, k in dict.fromkeys((u.window, u.local) for u in units)]
-            whole_embeddings = _embed_units(samples, whole, activity, windows, segmenter.frames, embedder)
+            whole_embeddings = _embed_units(fbank, whole, activity, windows, segmenter.frames, embedder)
             trusted = np.array([u.trusted for u in whole])
             basis = whole_embeddings[trusted] if trusted.any() else whole_embeddings
         else:
@@ -250,11 +251,10 @@ def _units(activity: np.ndarray, frames: SlidingWindow) -> list[_Unit]:
     return units
 
 
-def _embed_units(samples, units: list[_Unit], activity, windows: SlidingWindow, frames: SlidingWindow,
+def _embed_units(fbank: np.ndarray, units: list[_Unit], activity, windows: SlidingWindow, frames: SlidingWindow,
                  embedder: Embedder) -> np.ndarray:
-    """A unit embedding per unit, from the frames where its speaker talks alone when there are enough of them;
-    marks the units with enough clean speech to help find the clusters."""
-    fbank = embedder.features(samples)
+    """An embedding per unit, from the filterbank frames where its speaker talks alone when there are enough of
+    them; marks the units with enough clean speech to help find the clusters."""
     window_frames = activity.shape[1]
     hop_frames = int(round(windows.duration / FBANK_HOP_S))
     # which segmentation frame each filterbank frame of a window falls in
