@@ -126,7 +126,9 @@ def by_voice(samples: np.ndarray, config: Config, diarizer: Diarizer | PyannoteD
         # a phone call is close-talk speech, whose edges the VAD finds more exactly than the segmentation model,
         # which runs turns on into the line noise before them
         turns = _within(turns, speech_regions(samples, CALL_TRIM_VAD))
-    regions = [SpeechRegion(t.start, t.end, f"S{t.speaker + 1}") for t in turns]
+    # numbered by first speech in what is kept (trimming can drop a speaker's earliest, stray bit)
+    number = {speaker: n for n, speaker in enumerate(dict.fromkeys(t.speaker for t in turns), start=1)}
+    regions = [SpeechRegion(t.start, t.end, f"S{number[t.speaker]}") for t in turns]
     speakers = []
     for speaker_id in dict.fromkeys(r.speaker for r in regions):
         talk = sum(r.end - r.start for r in regions if r.speaker == speaker_id)
