@@ -19,7 +19,6 @@ from .result import Emotion, Turn
 
 MAX_LENGTH = 64      # tokens; a 15-character turn is ~10, a long one ~40
 BATCH = 64
-ROLE_HEADS = {"collector": "collector", "borrower": "borrower"}
 
 
 class MultiTaskClassifier(torch.nn.Module):
@@ -108,5 +107,6 @@ def annotate(turns: list[Turn], classifier: Classifier) -> None:
         sentiment = dict(zip(labels["sentiment"], scores["sentiment"][index].tolist()))
         turn.sentiment = round(sentiment["positive"] - sentiment["negative"], 3)
         turn.offensive = round(float(scores["offensive"][index][labels["offensive"].index("offensive")]), 3)
-        head = ROLE_HEADS.get(turn.role)
+        # the collector and borrower heads are named for the role they score; an unknown role gets neither
+        head = turn.role if turn.role in ("collector", "borrower") else None
         turn.acts = dict(zip(labels[head], scores[head][index].round(3).tolist())) if head else {}
