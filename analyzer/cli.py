@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, report
 from .audio import AUDIO_EXTENSIONS, AudioError, sha256_of
 from .config import DOMAIN_TERMS, INITIAL_PROMPT, Config
 from .pipeline import analyze, load_models
@@ -49,15 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--pyannote-pipeline", default=Config.pyannote_pipeline,
                      help="with --diarizer pyannote: a local pipeline directory or a Hugging Face id (token in HF_TOKEN)")
     run.add_argument("--classifier", help="a text classifier directory (default: the one installed with analyzer)")
+    run.add_argument("--timeline-step", type=float, default=Config.timeline_step_s,
+                     help="seconds between the points of the pressure, stress and emotion timelines (default 1)")
+    run.add_argument("--report", action="store_true", help="also write each call's report (.html and .png)")
     run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    show = commands.add_parser("report", help="write a readable report (.html and .png) of analysed calls")
+    show.add_argument("results", nargs="+", type=Path, help="per-call JSON files, or folders of them")
+    show.add_argument("--out", type=Path, help="output folder (default: beside each JSON file)")
+
     args = parser.parse_args(argv)
-    return analyze_command(args)
+    return analyze_command(args) if args.command == "analyze" else report_command(args)
 
 
 def analyze_command(args: argparse.Namespace) -> int:
     num_speakers, min_speakers = _speaker_count(args)
+    if not 0 < args.timeline_step <= 60:
+        raise SystemExit(f"analyzer: --timeline-step takes seconds above 0 and at most 60 (got {args.timeline_step})")
     args.out.mkdir(parents=True, exist_ok=True)
     _setup_logging(args.out / "analyzer.log")
     config = Config(
@@ -65,6 +74,7 @@ def analyze_command(args: argparse.Namespace) -> int:
         cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=args.max_speakers, diarizer=args.diarizer,
         pyannote_pipeline=args.pyannote_pipeline, classifier_model=args.classifier,
+        timeline_step_s=args.timeline_step,
     )
     if args.domain_prompt:
         config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS
@@ -89,6 +99,8 @@ def analyze_command(args: argparse.Namespace) -> int:
             result = analyze(path, config, models, call_id=call_id)
             _write(target, result.to_json() + "\n")
             _write(target.with_suffix(".txt"), result.transcript())
+            if args.report:
+                _write_report(result, args.out)
             done += 1
             log.info("%s: %d turns, %.1f s audio in %.1f s", call_id, len(result.turns),
                      result.source.duration_s, time.perf_counter() - started)
@@ -160,10 +172,49 @@ def _up_to_date(target: Path, path: Path, config: Config, models) -> bool:
     )
 
 
-def _write(target: Path, text: str) -> None:
+def report_command(args: argparse.Namespace) -> int:
+    """Reports for per-call JSON files; one that cannot be read is reported and the others go on."""
+    paths, failures = [], []
+    for item in args.results:
+        if item.is_dir():
+            paths.extend(p for p in sorted(item.glob("*.json")) if p.name != "summary.json")
+        elif item.is_file():
+            paths.append(item)
+        else:
+            failures.append((str(item), "file or folder not found"))
+    if not paths and not failures:
+        failures.append((" ".join(map(str, args.results)), "no per-call JSON files found"))
+    for path in paths:
+        try:
+            result = CallResult.load(path)
+        except (OSError, UnicodeDecodeError) as error:
+            failures.append((str(path), f"cannot read: {error}"))
+            continue
+        except (ValueError, KeyError, TypeError) as error:  # not JSON, another schema, fields missing
+            failures.append((str(path), f"not an analyzer result: {error}"))
+            continue
+        written = _write_report(result, args.out or path.parent)
+        print(written)
+    for path, reason in failures:
+        print(f"FAILED {path}: {reason}", file=sys.stderr)
+    return min(len(failures), MAX_EXIT_STATUS)
+
+
+def _write_report(result: CallResult, out: Path) -> Path:
+    page, png = report.render(result)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / f"{result.call_id}.png", png)
+    _write(out / f"{result.call_id}.html", page)
+    return out / f"{result.call_id}.html"
+
+
+def _write(target: Path, content: str | bytes) -> None:
     """Write all or nothing: a crash leaves the previous file, never half of a new one."""
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
+    if isinstance(content, bytes):
+        partial.write_bytes(content)
+    else:
+        partial.write_text(content, encoding="utf-8")
     os.replace(partial, target)
 
 

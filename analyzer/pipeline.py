@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, classify, diarize, dynamics, roles, speakers, transcribe, turns
+from . import __version__, acoustics, classify, diarize, dynamics, roles, speakers, timelines, transcribe, turns
 from .audio import AudioError, load
 from .config import Config
 from .result import CallResult, Issue, Provenance
@@ -77,6 +77,11 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     clock.lap("turns_roles_dynamics")
     classify.annotate(call_turns, models.classifier)
     clock.lap("classify")
+    acoustics.measure(audio.samples, call_turns, segmentation.speakers)
+    clock.lap("acoustics")
+    timelines.fuse(call_turns, metrics)
+    call_timelines = timelines.build(call_turns, audio.source.duration_s, config.timeline_step_s)
+    clock.lap("timelines")
 
     return CallResult(
         call_id=call_id or Path(path).stem,
@@ -86,5 +91,6 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
         provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout},
                               clock.laps),
         metrics=metrics,
+        timelines=call_timelines,
         errors=issues,
     )

@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA = "analyzer.call/2"  # 2: conversation dynamics under `metrics`; per-turn emotion, sentiment, acts
+SCHEMA = "analyzer.call/3"
+# 2: conversation dynamics under `metrics`; per-turn emotion, sentiment, acts
+# 3: per-turn acoustics, arousal, pressure / stress with their components; `timelines`
 ROLES = ("collector", "borrower", "unknown")
 
 
@@ -25,6 +27,12 @@ class Emotion:
 
 
 @dataclass
+class Acoustic:
+    raw: dict[str, float | None]    # acoustics.FEATURES; None where the turn has too little voice to measure
+    z: dict[str, float | None]      # robust z-scores against the same speaker's turns in this call
+
+
+@dataclass
 class Turn:
     start: float
     end: float
@@ -36,11 +44,24 @@ class Turn:
     sentiment: float | None = None          # -1 negative … 1 positive
     offensive: float | None = None          # probability of offensive language
     acts: dict[str, float] = field(default_factory=dict)  # the collector's tactics or the borrower's states
+    acoustic: Acoustic | None = None
+    arousal: float | None = None            # 0…1; 0.5 = the speaker's usual voice in this call
+    pressure: float | None = None           # collector turns, 0…1 (timelines.PRESSURE_WEIGHTS)
+    stress: float | None = None             # borrower turns, 0…1 (timelines.STRESS_WEIGHTS)
+    components: dict[str, float] = field(default_factory=dict)  # the inputs of pressure or stress, each 0…1
+
+    def top_act(self) -> str | None:
+        """The turn's most likely tactic or state when it is one (not neutral) and likely (≥ 0.5)."""
+        if not self.acts:
+            return None
+        act = max(self.acts, key=self.acts.get)
+        return act if act not in ("neutral", "neutral_info") and self.acts[act] >= 0.5 else None
 
     @classmethod
     def from_dict(cls, data: dict) -> Turn:
         emotion = Emotion(**data["emotion"]) if data.get("emotion") else None
-        return cls(**{**data, "words": [Word(**w) for w in data["words"]], "emotion": emotion})
+        acoustic = Acoustic(**data["acoustic"]) if data.get("acoustic") else None
+        return cls(**{**data, "words": [Word(**w) for w in data["words"]], "emotion": emotion, "acoustic": acoustic})
 
 
 @dataclass
@@ -149,6 +170,45 @@ class Dynamics:
 
 
 @dataclass
+class Peak:
+    series: str                         # "collector_pressure" or "borrower_stress"
+    t: float
+    value: float
+    turn: int                           # index into `turns` of the turn that caused it
+    speaker: str
+    text: str
+
+
+@dataclass
+class TimelineQuarter:
+    start: float
+    end: float
+    collector_pressure_mean: float
+    collector_pressure_max: float
+    borrower_stress_mean: float
+    borrower_stress_max: float
+
+
+@dataclass
+class Timelines:
+    """Per-turn pressure, stress and emotion sampled every `step_s`, carried between turns and smoothed."""
+
+    step_s: float
+    t: list[float]
+    collector_pressure: list[float]
+    borrower_stress: list[float]
+    emotion: dict[str, dict[str, list[float]]]     # role → emotion label → series
+    quarters: list[TimelineQuarter]
+    peaks: list[Peak]                               # highest first within each series
+    weights: dict[str, dict[str, float]]            # the fusion weights the turn scores were made with
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Timelines:
+        return cls(**{**data, "quarters": [TimelineQuarter(**q) for q in data["quarters"]],
+                      "peaks": [Peak(**p) for p in data["peaks"]]})
+
+
+@dataclass
 class CallResult:
     call_id: str
     source: Source
@@ -156,6 +216,7 @@ class CallResult:
     turns: list[Turn]
     provenance: Provenance
     metrics: Dynamics
+    timelines: Timelines
     errors: list[Issue] = field(default_factory=list)
     schema: str = SCHEMA
 
@@ -180,6 +241,7 @@ class CallResult:
             turns=[Turn.from_dict(t) for t in data["turns"]],
             provenance=Provenance(**data["provenance"]),
             metrics=Dynamics.from_dict(data["metrics"]),
+            timelines=Timelines.from_dict(data["timelines"]),
             errors=[Issue(**e) for e in data.get("errors", [])],
         )
 
@@ -193,10 +255,8 @@ class CallResult:
         for turn in self.turns:
             stamp = f"[{_clock(turn.start)} - {_clock(turn.end)}]"
             tags = [turn.emotion.label] if turn.emotion else []
-            if turn.acts:
-                act = max(turn.acts, key=turn.acts.get)
-                if act not in ("neutral", "neutral_info") and turn.acts[act] >= 0.5:
-                    tags.append(act)
+            if turn.top_act():
+                tags.append(turn.top_act())
             tag = f" [{', '.join(tags)}]" if tags else ""
             lines.append(f"{stamp} {turn.role} ({turn.speaker}){tag}: {turn.text}")
         return "\n".join(lines) + "\n"
