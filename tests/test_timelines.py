@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import json
 
+import librosa
 import numpy as np
 import pytest
 
 from analyzer import CallResult, acoustics, timelines
-from analyzer.audio import load
+from analyzer.audio import SAMPLE_RATE, load
 from analyzer.cli import main
 from analyzer.result import Emotion, Turn
 
@@ -126,6 +127,26 @@ def test_voice_z_scores_do_not_depend_on_the_recording_level(sample_results, cal
         if original.acoustic.raw["loudness_db"] is not None:
             shift = scaled.acoustic.raw["loudness_db"] - original.acoustic.raw["loudness_db"]
             assert shift == pytest.approx(20 * np.log10(gain), abs=0.05)
+
+
+def test_a_raised_voice_stands_out_from_the_speakers_usual_voice(sample_results):
+    """One collector turn made 8 dB louder and 3 semitones higher, as a voice raised in anger: it becomes the
+    speaker's most aroused turn; the others hardly move."""
+    result = sample_results["call_02_abusive"]
+    samples = load(SAMPLES / "call_02_abusive.wav").samples.copy()
+    collector = [i for i, turn in enumerate(result.turns) if turn.role == "collector"]
+    raised = collector[len(collector) // 2]
+    first, last = (int(t * SAMPLE_RATE) for t in (result.turns[raised].start, result.turns[raised].end))
+    samples[0, first:last] = librosa.effects.pitch_shift(samples[0, first:last], sr=SAMPLE_RATE, n_steps=3) * 10 ** (8 / 20)
+    turns = copy.deepcopy(result.turns)
+    acoustics.measure(samples, turns, result.speakers)
+    before, after = result.turns[raised].acoustic, turns[raised].acoustic
+    assert 2.0 <= after.raw["f0_level_st"] - before.raw["f0_level_st"] <= 5.0  # a phase vocoder shift, roughly
+    assert after.z["loudness_db"] >= 3.0 and after.z["f0_level_st"] > before.z["f0_level_st"] + 1.0
+    assert turns[raised].arousal >= 0.8 and turns[raised].arousal == max(turns[i].arousal for i in collector)
+    for index in collector:
+        if index != raised:
+            assert turns[index].arousal == pytest.approx(result.turns[index].arousal, abs=0.12)
 
 
 def test_the_result_round_trips_through_json(sample_results):
