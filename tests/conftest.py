@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from analyzer import Config, analyze, load_models
+from analyzer.audio import SAMPLE_RATE, load
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -33,6 +34,28 @@ def models(config):
 @pytest.fixture(scope="session")
 def sample_results(models, config):
     return {call_id: analyze(SAMPLES / f"{call_id}.wav", config, models) for call_id in SAMPLE_IDS}
+
+
+@pytest.fixture(scope="session")
+def relaid_results(models, config, tmp_path_factory):
+    """Every sample in the other layout, analysed: a stereo call mixed down to one channel; a mono call split
+    into one channel per party (collector left) at its scripted turns, over a faint line noise, as a recorder
+    with a line per party would keep it."""
+    folder = tmp_path_factory.mktemp("relaid")
+    noise = np.random.default_rng(0)
+    results = {}
+    for call_id in SAMPLE_IDS:
+        script, samples = truth(call_id), load(SAMPLES / f"{call_id}.wav").samples
+        if script["layout"] == "stereo":
+            relaid = samples.mean(axis=0, keepdims=True)
+        else:
+            relaid = noise.normal(0.0, 3e-4, (2, samples.shape[1])).astype(np.float32)
+            for turn in script["turns"]:
+                span = slice(int((turn["start"] - 0.1) * SAMPLE_RATE), int((turn["end"] + 0.1) * SAMPLE_RATE))
+                relaid[0 if turn["role"] == "collector" else 1, span] += samples[0, span]
+        path = encode(relaid, SAMPLE_RATE, folder / f"{call_id}.wav", "pcm_s16le")
+        results[call_id] = analyze(path, config, models)
+    return results
 
 
 def truth(call_id: str) -> dict:
