@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__, report
+from . import __version__, flags, report
 from .audio import AUDIO_EXTENSIONS, AudioError, sha256_of
 from .config import DOMAIN_TERMS, INITIAL_PROMPT, Config
 from .pipeline import analyze, load_models
@@ -28,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("analyze", help="analyse recordings into <out>/<call_id>.json and .txt")
-    run.add_argument("inputs", nargs="+", type=Path, help="audio files or folders (searched recursively)")
+    run.add_argument("inputs", nargs="*", type=Path, help="audio files or folders (searched recursively)")
+    run.add_argument("--manifest", type=Path,
+                     help="a CSV with a `path` column and optional call_id, collector_id, borrower_id, started_at "
+                          "(ISO 8601, local time), direction and any other columns, kept as the call's metadata")
+    run.add_argument("--rules", type=Path, help="a rulebook YAML file (default: the one installed with analyzer)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--model", help="a CTranslate2 Whisper directory (default: the bundled multilingual base)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -65,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def analyze_command(args: argparse.Namespace) -> int:
     num_speakers, min_speakers = _speaker_count(args)
+    if not args.inputs and not args.manifest:
+        raise SystemExit("analyzer: give audio files or folders, or --manifest CSV")
+    try:
+        flags.load(args.rules)  # a faulty rulebook stops the run before anything is written or analysed
+    except flags.RulebookError as error:
+        raise SystemExit(f"analyzer: {error}") from None
     if not 0 < args.timeline_step <= 60:
         raise SystemExit(f"analyzer: --timeline-step takes seconds above 0 and at most 60 (got {args.timeline_step})")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -74,11 +86,16 @@ def analyze_command(args: argparse.Namespace) -> int:
         cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=args.max_speakers, diarizer=args.diarizer,
         pyannote_pipeline=args.pyannote_pipeline, classifier_model=args.classifier,
-        timeline_step_s=args.timeline_step,
+        timeline_step_s=args.timeline_step, rules=str(args.rules) if args.rules else None,
     )
     if args.domain_prompt:
         config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS
     jobs, missing = collect_inputs(args.inputs)
+    metadata = {}
+    if args.manifest:
+        listed, metadata, unlisted = read_manifest(args.manifest)
+        jobs += listed
+        missing += unlisted
     failures = [(str(path), "file or folder not found") for path in missing]
     for path, reason in failures:
         log.error("FAILED %s: %s", path, reason)
@@ -92,11 +109,11 @@ def analyze_command(args: argparse.Namespace) -> int:
     for call_id, path in tqdm(jobs, desc="analyzing", unit="call", disable=args.quiet):
         target = args.out / f"{call_id}.json"
         try:
-            if not args.force and _up_to_date(target, path, config, models):
+            if not args.force and _up_to_date(target, path, config, models, metadata.get(call_id, {})):
                 skipped += 1
                 continue
             started = time.perf_counter()
-            result = analyze(path, config, models, call_id=call_id)
+            result = analyze(path, config, models, call_id=call_id, metadata=metadata.get(call_id))
             _write(target, result.to_json() + "\n")
             _write(target.with_suffix(".txt"), result.transcript())
             if args.report:
@@ -155,8 +172,45 @@ def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[str, Path]], list[Pat
     return jobs, missing
 
 
-def _up_to_date(target: Path, path: Path, config: Config, models) -> bool:
-    """A result for the same audio, analyser version, models and settings exists already."""
+def read_manifest(manifest: Path) -> tuple[list[tuple[str, Path]], dict[str, dict], list[Path]]:
+    """Jobs, each call's metadata, and the listed files that do not exist. Relative paths are from the manifest's
+    folder. `calls_to_borrower_that_day` is counted from the manifest (same borrower_id, same date)."""
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SystemExit(f"analyzer: cannot read the manifest {manifest}: {error}") from None
+    if not rows or "path" not in rows[0]:
+        raise SystemExit(f"analyzer: the manifest {manifest} needs a header row with a `path` column")
+    jobs, metadata, missing, per_day = [], {}, [], {}
+    for number, row in enumerate(rows, start=2):
+        path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
+        call_id = row.get("call_id") or path.stem
+        if call_id in metadata:
+            raise SystemExit(f"analyzer: {manifest}:{number}: call_id {call_id!r} is listed twice")
+        started = row.get("started_at") or ""
+        if started:
+            try:
+                datetime.fromisoformat(started)
+            except ValueError:
+                raise SystemExit(f"analyzer: {manifest}:{number}: started_at {started!r} is not an ISO 8601 "
+                                 "date and time") from None
+        metadata[call_id] = {k: v for k, v in row.items() if k not in ("path", "call_id") and v not in (None, "")}
+        if row.get("borrower_id") and started:
+            key = (row["borrower_id"], started[:10])
+            per_day[key] = per_day.get(key, 0) + 1
+        if path.is_file():
+            jobs.append((call_id, path))
+        else:
+            missing.append(path)
+    for values in metadata.values():
+        if values.get("borrower_id") and values.get("started_at"):
+            values["calls_to_borrower_that_day"] = per_day[(values["borrower_id"], values["started_at"][:10])]
+    return jobs, metadata, missing
+
+
+def _up_to_date(target: Path, path: Path, config: Config, models, metadata: dict) -> bool:
+    """A result for the same audio, metadata, analyser version, models, rulebook and settings exists already."""
     if not target.is_file():
         return False
     try:
@@ -168,6 +222,7 @@ def _up_to_date(target: Path, path: Path, config: Config, models) -> bool:
         previous.provenance.analyzer_version == __version__
         and previous.provenance.models == models.describe()
         and params == config.params()
+        and previous.metadata == metadata
         and previous.source.sha256 == sha256_of(path)
     )
 

@@ -48,6 +48,7 @@ class Config:
     classifier_model: str | None = None   # a text classifier directory; None = the one installed with the package
     max_pause_s: float = 1.5              # a longer pause inside one speaker's speech starts a new turn
     timeline_step_s: float = 1.0          # the pressure / stress / emotion timelines' sampling step
+    rules: str | None = None              # a rulebook YAML file; None = the one installed with the package
     cache_dir: Path = field(default_factory=default_cache_dir)
 
     def resolved_device(self) -> str:

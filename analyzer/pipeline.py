@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, acoustics, classify, diarize, dynamics, roles, speakers, timelines, transcribe, turns
+from . import __version__, acoustics, classify, diarize, dynamics, flags, roles, speakers, timelines, transcribe, turns
 from .audio import AudioError, load
 from .config import Config
 from .result import CallResult, Issue, Provenance
@@ -21,6 +21,7 @@ class Models:
     whisper: transcribe.Whisper
     diarizer: diarize.Diarizer | diarize.PyannoteDiarizer
     classifier: classify.Classifier
+    rulebook: flags.Rulebook
 
     def describe(self) -> dict:
         return {
@@ -29,6 +30,7 @@ class Models:
             **self.diarizer.describe(),
             "text_classifier": {"name": self.classifier.name, "path": str(self.classifier.path)},
             "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
+            "rulebook": self.rulebook.describe(),
         }
 
 
@@ -47,12 +49,15 @@ def load_models(config: Config) -> Models:
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     classifier_path = Path(config.classifier_model) if config.classifier_model else None
+    rulebook = flags.load(config.rules)  # first: a faulty rulebook stops the run before any model loads
     return Models(transcribe.load(config), diarize.load_diarizer(config),
-                  classify.Classifier(classifier_path, config.resolved_device()))
+                  classify.Classifier(classifier_path, config.resolved_device()), rulebook)
 
 
-def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None) -> CallResult:
-    """Analyse one recording. Raises AudioError for input that cannot be analysed."""
+def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None,
+            metadata: dict | None = None) -> CallResult:
+    """Analyse one recording; `metadata` is what a manifest says of the call (collector_id, borrower_id,
+    started_at, direction, calls_to_borrower_that_day, …). Raises AudioError for input that cannot be analysed."""
     clock = _Clock()
     audio = load(path)
     clock.lap("decode")
@@ -82,6 +87,9 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     timelines.fuse(call_turns, metrics)
     call_timelines = timelines.build(call_turns, audio.source.duration_s, config.timeline_step_s)
     clock.lap("timelines")
+    call_flags = flags.apply(models.rulebook, call_turns, segmentation.speakers, audio.source.duration_s, metadata)
+    call_risk = flags.risk(call_flags)
+    clock.lap("flags")
 
     return CallResult(
         call_id=call_id or Path(path).stem,
@@ -92,5 +100,9 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
                               clock.laps),
         metrics=metrics,
         timelines=call_timelines,
+        flags=call_flags,
+        risk=call_risk,
+        review_priority=flags.review_priority(call_flags, call_risk),
+        metadata=dict(metadata or {}),
         errors=issues,
     )

@@ -1,8 +1,8 @@
 """A call's report for a reviewer who does not read JSON: one self-contained HTML page (the chart embedded, no
 network needed to open it) and the chart alone as a PNG.
 
-The chart: collector pressure and borrower stress over the call with their peaks, and below it each party's turns coloured by their emotion. The page adds the call's figures, the peaks
-with the words that caused them, the quarters, and the transcript coloured by emotion with timestamps.
+The chart: collector pressure and borrower stress over the call with their peaks and the flagged stretches (orange), and below it each party's turns coloured by their emotion. The page adds the call's figures, the flags with their
+evidence, the peaks with the words that caused them, the quarters, and the transcript coloured by emotion with timestamps.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ EMOTION_COLOURS = {
     "neutral": "#c8c8c8", "happy": "#5cb85c", "angry": "#d9342b", "sad": "#3b6fc4", "anxious": "#8e44ad",
     "surprised": "#f0a30a", "disgusted": "#8d6e3f",
 }
-PRESSURE_COLOUR, STRESS_COLOUR = "#c0392b", "#2471a3"
+PRESSURE_COLOUR, STRESS_COLOUR, FLAG_COLOUR = "#c0392b", "#2471a3", "#e67e22"
 ROLE_ROWS = ("collector", "borrower")
 
 
@@ -36,6 +36,9 @@ def chart(result: CallResult) -> bytes:
         lines.plot(peak.t, peak.value, "o", color=colour, ms=7, mec="white")
         lines.annotate(f"#{peak.turn + 1}", (peak.t, peak.value), textcoords="offset points", xytext=(0, 7),
                        ha="center", fontsize=8, color=colour)
+    for flag in result.flags:
+        lines.axvspan(flag.start, flag.end, color=FLAG_COLOUR, alpha=0.25, lw=0)
+        lines.plot((flag.start + flag.end) / 2, 1.02, "v", color=FLAG_COLOUR, ms=7)
     lines.set_ylim(0, 1.05)
     lines.set_ylabel("0 … 1")
     lines.grid(alpha=0.3)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 SCHEMA = "analyzer.call/3"
 # 2: conversation dynamics under `metrics`; per-turn emotion, sentiment, acts
-# 3: per-turn acoustics, arousal, pressure / stress with their components; `timelines`
+# 3: per-turn acoustics, arousal, pressure / stress with their components; `timelines`; `flags`, `risk`,
+#    `review_priority`; the call's `metadata`
 ROLES = ("collector", "borrower", "unknown")
 
 
@@ -209,6 +210,23 @@ class Timelines:
 
 
 @dataclass
+class Flag:
+    """A rule of the rulebook met in the call, with the words that met it."""
+
+    rule: str
+    rule_version: str                   # the rulebook's version
+    category: str                       # threat, third_party, insult, harassment, privacy, self_harm, hardship
+    severity: str                       # low, medium, high, critical
+    start: float
+    end: float
+    role: str
+    speaker: str | None                 # None for a flag on the call as a whole (call hours, call frequency)
+    evidence: str
+    confidence: float                   # 0…1
+    turn: int | None = None             # index into `turns`
+
+
+@dataclass
 class CallResult:
     call_id: str
     source: Source
@@ -217,6 +235,10 @@ class CallResult:
     provenance: Provenance
     metrics: Dynamics
     timelines: Timelines
+    flags: list[Flag] = field(default_factory=list)
+    risk: float = 0.0                   # 0…1, from the flags' severities and confidences (flags.risk)
+    review_priority: str = "none"       # urgent, high, medium, low, none
+    metadata: dict = field(default_factory=dict)  # what the manifest says of the call (ids, start time, …)
     errors: list[Issue] = field(default_factory=list)
     schema: str = SCHEMA
 
@@ -242,6 +264,10 @@ class CallResult:
             provenance=Provenance(**data["provenance"]),
             metrics=Dynamics.from_dict(data["metrics"]),
             timelines=Timelines.from_dict(data["timelines"]),
+            flags=[Flag(**f) for f in data["flags"]],
+            risk=data["risk"],
+            review_priority=data["review_priority"],
+            metadata=data["metadata"],
             errors=[Issue(**e) for e in data.get("errors", [])],
         )
 
@@ -259,6 +285,12 @@ class CallResult:
                 tags.append(turn.top_act())
             tag = f" [{', '.join(tags)}]" if tags else ""
             lines.append(f"{stamp} {turn.role} ({turn.speaker}){tag}: {turn.text}")
+        if self.flags:
+            lines += ["", f"Flags (risk {self.risk:.2f}, review priority {self.review_priority}):"]
+            for flag in self.flags:
+                who = f"{flag.role} ({flag.speaker})" if flag.speaker else flag.role
+                lines.append(f"[{_clock(flag.start)} - {_clock(flag.end)}] {flag.category} ({flag.severity}, "
+                             f"{flag.rule}, {flag.confidence:.2f}) {who}: {flag.evidence}")
         return "\n".join(lines) + "\n"
 
 

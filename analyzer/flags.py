@@ -1,0 +1,460 @@
+"""Compliance and vulnerability flags from a rulebook users can change (analyzer/rules/default.yaml documents
+the format): each flag with the rule, the words, who said them and when; a call-level risk and review priority.
+
+A rulebook is checked whole when it is loaded: any fault stops the run before a call is analysed, with the
+file, line and reason, so no call is ever flagged by half a rulebook.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pypinyin import Style, pinyin
+
+from .result import Flag, Speaker, Turn
+
+CATEGORIES = ("threat", "third_party", "insult", "harassment", "privacy", "self_harm", "hardship")
+SEVERITY_WEIGHTS = {"low": 0.3, "medium": 0.6, "high": 0.9, "critical": 1.0}
+ROLES = ("collector", "borrower", "unknown")
+TEXT_KINDS = ("lexicon", "regex")
+CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
+RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "confidence", "negatable",
+             "window", "call"}
+FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
+CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
+# what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过)*"
+                         r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
+# these deny a whole clause, whatever comes between (我才不会为了这点钱去死; 您孩子的学校我们绝对不会联系)
+CLAUSE_NEGATIONS = ("不会", "从来没", "从没", "没想过", "并没有", "不是要", "没打算")
+
+
+class RulebookError(ValueError):
+    """A rulebook that cannot be used; the message names the file, the line and the reason."""
+
+
+@dataclass
+class Condition:
+    kind: str
+    value: object                       # lexicon name, compiled regex, act label, threshold, or a nested condition
+    minimum: float = 0.0
+
+
+@dataclass
+class Rule:
+    id: str
+    category: str
+    severity: str
+    roles: tuple[str, ...]
+    description: str
+    any: list[Condition] = field(default_factory=list)
+    all: list[Condition] = field(default_factory=list)
+    confidence: float = 0.9
+    negatable: bool = True
+    window: tuple[float, float] | None = None
+    call: dict = field(default_factory=dict)
+
+
+@dataclass
+class Rulebook:
+    name: str
+    version: str
+    lexicons: dict[str, list[str]]
+    negations: list[str]
+    rules: list[Rule]
+    path: str
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules)}
+
+    def only(self, kinds: set[str]) -> Rulebook:
+        """The same rulebook with only conditions of these kinds (the evaluation's classifier-only and
+        lexicon-only variants); rules left with nothing to test are dropped."""
+        rules = []
+        for rule in self.rules:
+            kept_any = [c for c in rule.any if c.kind in kinds]
+            kept_all = [c for c in rule.all if c.kind in kinds]
+            if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
+                rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
+        return Rulebook(self.name, self.version, self.lexicons, self.negations, rules, self.path)
+
+
+def default_path() -> Path:
+    return Path(str(resources.files("analyzer") / "rules" / "default.yaml"))
+
+
+def load(path: str | Path | None = None) -> Rulebook:
+    """Read and check a rulebook (the default one when `path` is None); raise RulebookError on any fault."""
+    path = Path(path) if path else default_path()
+    data = _read(path)
+    if data.get("extends") is not None:
+        if data["extends"] != "default":
+            raise RulebookError(f"{path}: `extends` can only be `default` (got {data['extends']!r})")
+        base = _read(default_path())
+        disabled = set(data.get("disable") or [])
+        overridden = {rule.get("id") for rule in data.get("rules") or [] if isinstance(rule, dict)}
+        data = {
+            **base, **{k: v for k, v in data.items() if k not in ("extends", "disable", "lexicons", "rules")},
+            "lexicons": {**base.get("lexicons", {}), **(data.get("lexicons") or {})},
+            "rules": [r for r in base["rules"] if r["id"] not in disabled | overridden] + list(data.get("rules") or []),
+        }
+        unknown = disabled - {r["id"] for r in base["rules"]}
+        if unknown:
+            raise RulebookError(f"{path}: `disable` names rules the default rulebook does not have: {sorted(unknown)}")
+    return _build(data, path)
+
+
+def apply(rulebook: Rulebook, turns: list[Turn], speakers: list[Speaker], duration_s: float,
+          metadata: dict | None = None) -> list[Flag]:
+    """Every flag the rulebook raises in the call, in time order."""
+    metadata = metadata or {}
+    found = []
+    for rule in rulebook.rules:
+        if rule.call:
+            flag = _call_flag(rulebook, rule, metadata, duration_s)
+            found.extend([flag] if flag else [])
+            continue
+        for index, turn in enumerate(turns):
+            if turn.role not in rule.roles:
+                continue
+            if rule.window and not (rule.window[0] <= turn.start < rule.window[1]):
+                continue
+            flag = _turn_flag(rulebook, rule, turns, index)
+            if flag:
+                found.append(flag)
+    # one flag per turn and category: the most severe and most certain of the rules that met it
+    strongest: dict[tuple, Flag] = {}
+    for flag in found:
+        key = (flag.turn, flag.category) if flag.turn is not None else (flag.rule,)
+        if key not in strongest or _strength(flag) > _strength(strongest[key]):
+            strongest[key] = flag
+    return sorted(strongest.values(), key=lambda f: (f.start, f.category, f.rule))
+
+
+def _strength(flag: Flag) -> tuple[float, float]:
+    return SEVERITY_WEIGHTS[flag.severity], flag.confidence
+
+
+def risk(flags: list[Flag]) -> float:
+    """The chance that at least one flag is a real problem, each weighed by its severity."""
+    return round(1.0 - math.prod(1.0 - SEVERITY_WEIGHTS[f.severity] * f.confidence for f in flags), 3)
+
+
+def review_priority(flags: list[Flag], call_risk: float) -> str:
+    if any(f.severity == "critical" for f in flags):
+        return "urgent"
+    if call_risk >= 0.7:
+        return "high"
+    if call_risk >= 0.3:
+        return "medium"
+    return "low" if flags else "none"
+
+
+# --- matching ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Match:
+    start: int                          # character offsets in the turn's text
+    end: int
+    confidence: float
+
+
+def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) -> Flag | None:
+    turn = turns[index]
+    matched: list[list[_Match]] = []    # per text condition, in order
+    scores: list[float] = []
+
+    def holds(condition: Condition) -> bool:
+        if condition.kind in TEXT_KINDS:
+            matches = _text_matches(rulebook, condition, turn.text, rule.confidence)[0]
+            # a word inside another condition's word is not a second witness (联系 in 联系人)
+            matches = [m for m in matches if not any(o.start <= m.start and m.end <= o.end and o != m
+                                                     for others in matched for o in others)]
+            matched.append(matches)
+            return bool(matches)
+        if condition.kind == "other_party":
+            return any(other.speaker != turn.speaker and _text_matches(rulebook, condition.value, other.text, 1.0)[0]
+                       for other in turns)
+        score = turn.acts.get(condition.value, 0.0) if condition.kind == "act" else (turn.offensive or 0.0)
+        if score >= condition.minimum:
+            scores.append(score)
+            return True
+        return False
+
+    every = all([holds(c) for c in rule.all])      # evaluate all, so every match is collected as evidence
+    some = [holds(c) for c in rule.any]
+    if not every or (rule.any and not any(some)):
+        return None
+    text_matches = [m for matches in matched for m in matches]
+    if scores and not text_matches and rule.negatable and _denied(rulebook, rule.category, turn.text):
+        return None                     # the classifier heard a threat in 我们不会起诉您
+    # the words and the classifier are two witnesses: either raises the confidence
+    witnesses = [max((m.confidence for m in text_matches), default=0.0), max(scores, default=0.0)]
+    confidence = 1.0 - math.prod(1.0 - c for c in witnesses)
+    start, end, evidence = _evidence(turn, text_matches)
+    return Flag(rule.id, rulebook.version, rule.category, rule.severity, start, end, turn.role, turn.speaker,
+                evidence, round(confidence, 3), index)
+
+
+def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
+    """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人)."""
+    negated = False
+    for rule in rulebook.rules:
+        if rule.category != category:
+            continue
+        for condition in rule.any + rule.all:
+            if condition.kind in TEXT_KINDS:
+                kept, was_negated = _text_matches(rulebook, condition, text, 1.0)
+                if kept and not was_negated and condition in rule.any:
+                    return False
+                negated |= was_negated
+    return negated
+
+
+def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
+                  confidence: float) -> tuple[list[_Match], bool]:
+    """The condition's un-negated matches in `text`, and whether any match was negated."""
+    if condition.kind == "regex":
+        spans = [(m.start(), m.end(), confidence) for m in condition.value.finditer(text) if m.end() > m.start()]
+    else:
+        spans = []
+        for word in rulebook.lexicons[condition.value]:
+            spans.extend((start, start + len(word), confidence) for start in _find_exact(text, word))
+            if len(word) >= 2:
+                spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
+                             for start in _find_by_pinyin(text, word))
+    kept, negated = [], False
+    for start, end, worth in spans:
+        if _is_negated(text, start, rulebook.negations):
+            negated = True
+        else:
+            kept.append(_Match(start, end, worth))
+    return kept, negated
+
+
+def _find_exact(text: str, word: str) -> list[int]:
+    return [m.start() for m in re.finditer(re.escape(word), text)]
+
+
+def _find_by_pinyin(text: str, word: str) -> list[int]:
+    """Where `word` is written with other characters that sound alike (at least half of them exact)."""
+    target = [_sounds(c) for c in word]
+    found = []
+    for start in range(len(text) - len(word) + 1):
+        window = text[start:start + len(word)]
+        exact = sum(a == b for a, b in zip(window, word))
+        if exact == len(word) or exact * 2 < len(word):
+            continue                    # exact matches are found already; too few exact characters
+        if all(_sounds(c) & t for c, t in zip(window, target)):
+            found.append(start)
+    return found
+
+
+@lru_cache(maxsize=8192)
+def _sounds(character: str) -> frozenset[str]:
+    """Every toneless reading of a character, folded over the confusions of telephone speech and accents."""
+    readings = pinyin(character, style=Style.NORMAL, heteronym=True, errors=lambda _: [""])[0]
+    return frozenset(_fold(r) for r in readings if r and r.isalpha())
+
+
+def _fold(syllable: str) -> str:
+    syllable = re.sub(r"^([zcs])h", r"\1", syllable)
+    syllable = re.sub(r"^l", "n", syllable)
+    return re.sub(r"ng$", "n", syllable)
+
+
+def _is_negated(text: str, start: int, negations: list[str]) -> bool:
+    """A negation word right before the match, with at most a modal and an object between (没有要找您家人), or
+    one of the strong ones anywhere before it in the clause (我们绝对不会给您家人打电话)."""
+    clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
+    before = text[clause_start:start]
+    if any(cue in before for cue in CLAUSE_NEGATIONS):
+        return True
+    for cue in negations:
+        for found in re.finditer(re.escape(cue), before):
+            if NEGATED_GAP.fullmatch(before[found.end():]):
+                return True
+    return False
+
+
+def _evidence(turn: Turn, matches: list[_Match]) -> tuple[float, float, str]:
+    """The clause(s) holding the matched words, and their time from the word timestamps; the whole turn when the
+    flag rests on the classifier alone."""
+    if not matches:
+        return turn.start, turn.end, turn.text
+    first, last = min(m.start for m in matches), max(m.end for m in matches)
+    clause_start = max((m.end() for m in CLAUSE.finditer(turn.text, 0, first)), default=0)
+    following = CLAUSE.search(turn.text, last)
+    clause_end = following.start() + 1 if following else len(turn.text)
+    start, end, offset = turn.end, turn.start, 0
+    for word in turn.words:
+        word_end = offset + len(word.text)
+        if word_end > clause_start and offset < clause_end:
+            start, end = min(start, word.start), max(end, word.end)
+        offset = word_end
+    if start > end:                     # words not available: the turn's own span
+        start, end = turn.start, turn.end
+    return round(start, 2), round(end, 2), turn.text[clause_start:clause_end]
+
+
+def _call_flag(rulebook: Rulebook, rule: Rule, metadata: dict, duration_s: float) -> Flag | None:
+    evidence = None
+    if "outside_hours" in rule.call and metadata.get("started_at"):
+        opens, closes = (time.fromisoformat(t) for t in rule.call["outside_hours"])
+        started = datetime.fromisoformat(str(metadata["started_at"]))
+        if not opens <= started.time() < closes:
+            evidence = f"call started at {started:%H:%M} (allowed {opens:%H:%M}-{closes:%H:%M})"
+    if "max_calls_per_day" in rule.call and metadata.get("calls_to_borrower_that_day") is not None:
+        calls = int(metadata["calls_to_borrower_that_day"])
+        if calls > rule.call["max_calls_per_day"]:
+            evidence = f"{calls} calls to this borrower that day (at most {rule.call['max_calls_per_day']})"
+    if not evidence:
+        return None
+    return Flag(rule.id, rulebook.version, rule.category, rule.severity, 0.0, round(duration_s, 2),
+                rule.roles[0], None, evidence, 1.0)
+
+
+# --- loading and checking -----------------------------------------------------------------------------------
+
+class _LineLoader(yaml.SafeLoader):
+    """Keeps each mapping's line, so that a fault can be shown where it is."""
+
+
+def _mapping_with_line(loader, node):
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RulebookError(f"{path}: cannot read the rulebook: {error}") from error
+    try:
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise RulebookError(f"{path}{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from error
+    if not isinstance(data, dict):
+        raise RulebookError(f"{path}: a rulebook is a mapping with `version`, `lexicons` and `rules`")
+    return data
+
+
+def _build(data: dict, path: Path) -> Rulebook:
+    def fail(line, message):
+        raise RulebookError(f"{path}:{line}: {message}")
+
+    top = data.get("__line__", 1)
+    for key in ("rulebook", "version", "rules"):
+        if not data.get(key):
+            fail(top, f"`{key}` is missing")
+    lexicons = {}
+    for name, words in (data.get("lexicons") or {}).items():
+        if name == "__line__":
+            continue
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            fail(data["lexicons"]["__line__"], f"lexicon `{name}` must be a list of words")
+        lexicons[name] = words
+    negations = data.get("negations") or []
+    if not isinstance(negations, list) or not all(isinstance(w, str) and w for w in negations):
+        fail(top, "`negations` must be a list of words")
+    if not isinstance(data["rules"], list):
+        fail(top, "`rules` must be a list")
+    rules, seen = [], set()
+    for raw in data["rules"]:
+        if not isinstance(raw, dict):
+            fail(top, f"a rule must be a mapping (got {raw!r})")
+        rule = _build_rule(raw, lexicons, fail)
+        if rule.id in seen:
+            fail(raw["__line__"], f"rule id `{rule.id}` is used twice")
+        seen.add(rule.id)
+        rules.append(rule)
+    return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, rules, str(path))
+
+
+def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
+    line = raw["__line__"]
+    unknown = set(raw) - RULE_KEYS - {"__line__"}
+    if unknown:
+        fail(line, f"unknown key(s) {sorted(unknown)} in a rule")
+    if not raw.get("id"):
+        fail(line, "a rule needs an `id`")
+    label = f"rule `{raw['id']}`"
+    if raw.get("category") not in CATEGORIES:
+        fail(line, f"{label}: category must be one of {', '.join(CATEGORIES)} (got {raw.get('category')!r})")
+    if raw.get("severity") not in SEVERITY_WEIGHTS:
+        fail(line, f"{label}: severity must be one of {', '.join(SEVERITY_WEIGHTS)} (got {raw.get('severity')!r})")
+    roles = raw.get("roles") or ["collector", "borrower"]
+    if not isinstance(roles, list) or not set(roles) <= set(ROLES):
+        fail(line, f"{label}: roles must be a list of {', '.join(ROLES)}")
+    conditions = {part: [_build_condition(c, lexicons, fail, line, label) for c in raw.get(part) or []]
+                  for part in ("any", "all")}
+    call = {k: v for k, v in (raw.get("call") or {}).items() if k != "__line__"}
+    if not conditions["any"] and not conditions["all"] and not call:
+        fail(line, f"{label}: needs conditions under `any` or `all`, or a `call` condition")
+    _check_call(call, fail, line, label)
+    confidence = raw.get("confidence", 0.9)
+    if not isinstance(confidence, (int, float)) or not 0 < confidence <= 1:
+        fail(line, f"{label}: confidence must be a number in (0, 1]")
+    window = raw.get("window")
+    if window is not None and (not isinstance(window, list) or len(window) != 2 or window[0] >= window[1]):
+        fail(line, f"{label}: window must be [FROM_S, TO_S] with FROM_S < TO_S")
+    return Rule(str(raw["id"]), raw["category"], raw["severity"], tuple(roles), str(raw.get("description", "")),
+                conditions["any"], conditions["all"], float(confidence), bool(raw.get("negatable", True)),
+                tuple(window) if window else None, call)
+
+
+def _build_condition(raw, lexicons: dict, fail, line: int, label: str) -> Condition:
+    line = raw.get("__line__", line) if isinstance(raw, dict) else line
+    keys = set(raw) - {"__line__", "min"} if isinstance(raw, dict) else set()
+    if len(keys) != 1 or not keys <= set(CONDITION_KINDS):
+        fail(line, f"{label}: a condition is one of {', '.join(CONDITION_KINDS)} (got {raw!r})")
+    kind = keys.pop()
+    value = raw[kind]
+    if kind == "lexicon" and value not in lexicons:
+        fail(line, f"{label}: no lexicon named `{value}`")
+    if kind == "regex":
+        try:
+            value = re.compile(str(value))
+        except re.error as error:
+            fail(line, f"{label}: bad regular expression {raw[kind]!r}: {error}")
+    if kind == "other_party":
+        if not isinstance(value, dict):
+            fail(line, f"{label}: other_party takes a lexicon or regex condition")
+        value = _build_condition(value, lexicons, fail, line, label)
+        if value.kind not in TEXT_KINDS:
+            fail(line, f"{label}: other_party takes a lexicon or regex condition")
+    minimum = raw.get("min", 0.0)
+    if kind == "offensive":
+        minimum, value = value, "offensive"
+    if kind in ("act", "offensive") and (not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1):
+        fail(line, f"{label}: a classifier condition needs a probability `min` between 0 and 1")
+    return Condition(kind, value, float(minimum))
+
+
+def _check_call(call: dict, fail, line: int, label: str) -> None:
+    for key, value in call.items():
+        if key == "outside_hours":
+            try:
+                opens, closes = (time.fromisoformat(t) for t in value)
+            except (TypeError, ValueError):
+                fail(line, f"{label}: outside_hours must be [\"HH:MM\", \"HH:MM\"]")
+            if opens >= closes:
+                fail(line, f"{label}: outside_hours must open before it closes")
+        elif key == "max_calls_per_day":
+            if not isinstance(value, int) or value < 1:
+                fail(line, f"{label}: max_calls_per_day must be a whole number of at least 1")
+        else:
+            fail(line, f"{label}: unknown call condition `{key}`")

@@ -1,0 +1,195 @@
+"""Compliance and vulnerability flags: the samples against their scripts, the rulebook's language (negation,
+sound-alike words, context, call metadata), and what happens to rulebooks that are edited or broken."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analyzer import flags
+from analyzer.cli import main, read_manifest
+from analyzer.result import Speaker, Turn, Word
+
+from conftest import SAMPLE_IDS, SAMPLES, truth
+
+# what the scripts' acts mean as flag categories (urgency, empathy, distress, anger … are not flagged)
+CATEGORY_OF_ACT = {"threat_legal": "threat", "threat_third_party": "third_party", "insult": "insult",
+                   "self_harm": "self_harm", "hardship": "hardship"}
+VIOLATIONS = {"threat", "third_party", "insult", "self_harm"}
+LAYOUTS = [pytest.param(call_id, relaid, id=f"{call_id}-{'relaid' if relaid else 'as-recorded'}")
+           for call_id in SAMPLE_IDS for relaid in (False, True)]
+
+
+@pytest.fixture
+def results(request, sample_results):
+    return request.getfixturevalue("relaid_results") if request.node.callspec.params.get("relaid") else sample_results
+
+
+def scripted_categories(call_id: str) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for turn in truth(call_id)["turns"]:
+        for act in turn["acts"]:
+            if act in CATEGORY_OF_ACT:
+                found.setdefault(CATEGORY_OF_ACT[act], []).append(turn)
+    return found
+
+
+@pytest.mark.parametrize(("call_id", "relaid"), LAYOUTS)
+def test_each_sample_gets_the_categories_its_script_says(results, call_id, relaid):
+    result = results[call_id]
+    assert {flag.category for flag in result.flags} == set(scripted_categories(call_id)), result.transcript()
+
+
+@pytest.mark.parametrize(("call_id", "relaid"), LAYOUTS)
+def test_every_scripted_violation_is_flagged_within_its_turn(results, call_id, relaid):
+    result = results[call_id]
+    for category, turns in scripted_categories(call_id).items():
+        if category not in VIOLATIONS:
+            continue
+        for turn in turns:
+            assert any(flag.category == category and flag.start < turn["end"] and turn["start"] < flag.end
+                       for flag in result.flags), (category, turn["text"], result.transcript())
+
+
+@pytest.mark.parametrize("relaid", [False, True], ids=["as-recorded", "relaid"])
+def test_the_compliant_call_has_no_collector_violation(results, relaid):
+    result = results["call_01_compliant"]
+    assert not [flag for flag in result.flags if flag.role == "collector"]
+    assert result.review_priority in ("none", "low")
+
+
+def test_flags_carry_what_a_reviewer_needs(sample_results):
+    result = sample_results["call_02_abusive"]
+    rulebook = flags.load()
+    for flag in result.flags:
+        turn = result.turns[flag.turn]
+        assert flag.rule_version == rulebook.version and flag.speaker == turn.speaker and flag.role == turn.role
+        assert turn.start - 0.01 <= flag.start < flag.end <= turn.end + 0.01
+        assert flag.evidence and flag.evidence in turn.text and 0 < flag.confidence <= 1
+    assert result.review_priority == "high" and result.risk >= 0.9
+    assert sample_results["call_03_distress"].review_priority == "urgent"  # self-harm comes first
+    assert result.provenance.models["rulebook"]["version"] == rulebook.version
+
+
+def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: float = 0.0) -> Turn:
+    return Turn(start, start + 4.0, speaker, role, text, [Word(start, start + 4.0, text, 1.0)])
+
+
+@pytest.mark.parametrize(("text", "role", "category"), [
+    ("不还钱就起诉你，让你倾家荡产", "collector", "threat"),
+    ("信不信让警查上门抓你", "collector", "threat"),               # 警察 as Whisper writes it on a phone line
+    ("你这个费物", "collector", "insult"),                          # 废物
+    ("今天就给你老婆和单位领导打电话", "collector", "third_party"),
+    ("有时候觉得活着也没什么意思，不如死了算了", "borrower", "self_harm"),
+    ("三个月前被公司裁员了，一分钱收入都没有", "borrower", "hardship"),
+])
+def test_words_are_found_as_whisper_writes_them(text, role, category):
+    found = flags.apply(flags.load(), [one_turn(text, role)], [], 4.0)
+    assert category in {flag.category for flag in found}
+
+
+@pytest.mark.parametrize(("text", "role"), [
+    ("我们不会起诉您，您放心", "collector"),
+    ("我们绝对不会联系您的家人", "collector"),
+    ("没有人说您是骗子", "collector"),
+    ("我们统计一下您的欠款", "collector"),                          # tong ji, but not 通缉
+    ("放心，我不会想不开的", "borrower"),
+    ("累死了，今天加班到十点", "borrower"),
+    ("你们都是骗子", "borrower"),                                   # a borrower's abuse is not a collector violation
+    ("您可以和家人商量一下还款计划", "collector"),
+])
+def test_negations_and_near_misses_are_not_flagged(text, role):
+    found = flags.apply(flags.load(), [one_turn(text, role)], [], 4.0)
+    assert not [f for f in found if f.category != "hardship"], found
+
+
+def test_privacy_needs_the_other_party_to_say_they_are_not_the_borrower():
+    reading = one_turn("他的身份证号是三二零一零二一九八五零三一二四四一八", start=5.0)
+    not_him = one_turn("喂，我不是他，我是他老婆", role="borrower", speaker="S2")
+    him = one_turn("喂，是我", role="borrower", speaker="S2")
+    speakers = [Speaker("S1", "collector"), Speaker("S2", "borrower")]
+    assert [f.category for f in flags.apply(flags.load(), [not_him, reading], speakers, 9.0)] == ["privacy"]
+    assert flags.apply(flags.load(), [him, reading], speakers, 9.0) == []
+
+
+def test_call_hours_and_frequency_from_the_manifest(tmp_path):
+    rows = ["path,call_id,borrower_id,started_at,direction"]
+    rows += [f"a{i}.wav,a{i},B7,2026-11-20T{hour:02d}:05:00,outbound" for i, hour in enumerate((9, 11, 14, 22))]
+    rows += ["b.wav,b,B8,2026-11-20T10:00:00,outbound"]
+    for name in ("a0", "a1", "a2", "a3", "b"):
+        (tmp_path / f"{name}.wav").write_bytes(b"")
+    (tmp_path / "calls.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    jobs, metadata, missing = read_manifest(tmp_path / "calls.csv")
+    assert len(jobs) == 5 and not missing
+    assert metadata["a3"] == {"borrower_id": "B7", "started_at": "2026-11-20T22:05:00", "direction": "outbound",
+                              "calls_to_borrower_that_day": 4}
+    rulebook = flags.load()
+    late = flags.apply(rulebook, [], [], 60.0, metadata["a3"])
+    assert {f.rule for f in late} == {"harassment.hours", "harassment.frequency"}
+    assert all(f.category == "harassment" and f.speaker is None for f in late)
+    assert flags.apply(rulebook, [], [], 60.0, metadata["b"]) == []
+
+
+def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
+    result = sample_results["call_02_abusive"]
+    custom = tmp_path / "rules.yaml"
+    custom.write_text(
+        "extends: default\n"
+        "version: site-1\n"
+        "disable: [insult.abuse, insult.classifier]\n"
+        "lexicons:\n"
+        "  cannot_pay: [拿不出来]\n"
+        "rules:\n"
+        "  - id: site.grace_period\n"
+        "    category: hardship\n"
+        "    severity: low\n"
+        "    roles: [borrower]\n"
+        "    any:\n"
+        "      - lexicon: cannot_pay\n", encoding="utf-8")
+    rulebook = flags.load(custom)
+    found = flags.apply(rulebook, result.turns, result.speakers, result.source.duration_s)
+    assert "insult" not in {f.category for f in found}
+    assert any(f.rule == "site.grace_period" and f.rule_version == "site-1" for f in found)
+    assert {f.category for f in found} - {"insult"} == {f.category for f in result.flags} - {"insult"}
+
+
+@pytest.mark.parametrize(("text", "where", "reason"), [
+    ("rulebook: x\nversion: '1'\nrules: [\n", ":4:", "not valid YAML"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+     "    any:\n      - lexicon: nowhere\n", ":8:", "no lexicon named `nowhere`"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threats\n    severity: high\n"
+     "    any:\n      - regex: 'x'\n", ":4:", "category must be one of"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+     "    any:\n      - regex: '(unclosed'\n", ":8:", "bad regular expression"),
+    ("rulebook: x\nrules:\n  - id: a\n    category: threat\n    severity: high\n    any:\n      - regex: x\n",
+     ":1:", "`version` is missing"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+     "    any:\n      - act: threat_legal\n        min: 2\n", ":8:", "probability"),
+])
+def test_a_malformed_rulebook_is_rejected_with_line_and_reason(tmp_path, text, where, reason):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(flags.RulebookError) as error:
+        flags.load(path)
+    assert f"{path}{where}" in str(error.value) and reason in str(error.value)
+
+
+def test_no_call_is_analysed_with_a_broken_rulebook(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    # the first rule is sound, the second is not: the run stops rather than flag with the first alone
+    bad.write_text("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+                   "    any:\n      - regex: 坐牢\n  - id: b\n    category: threat\n    severity: high\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", str(SAMPLES / "call_01_compliant.wav"), "--out", str(out), "--rules", str(bad), "-q"])
+    assert "bad.yaml:9" in str(stop.value) and "needs conditions" in str(stop.value)
+    assert not list(out.glob("*.json"))
+
+
+def test_the_default_rulebook_ships_with_the_package():
+    rulebook = flags.load()
+    assert rulebook.name == "analyzer-default" and len(rulebook.rules) >= 10
+    assert {rule.category for rule in rulebook.rules} == set(flags.CATEGORIES)
+    assert json.dumps(rulebook.describe())
