@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from pypinyin import Style, pinyin
 
-from .result import Flag, Speaker, Turn
+from .result import Flag, Turn
 
 CATEGORIES = ("threat", "third_party", "insult", "harassment", "privacy", "self_harm", "hardship")
 SEVERITY_WEIGHTS = {"low": 0.3, "medium": 0.6, "high": 0.9, "critical": 1.0}
@@ -111,8 +111,7 @@ def load(path: str | Path | None = None) -> Rulebook:
     return _build(data, path)
 
 
-def apply(rulebook: Rulebook, turns: list[Turn], speakers: list[Speaker], duration_s: float,
-          metadata: dict | None = None) -> list[Flag]:
+def apply(rulebook: Rulebook, turns: list[Turn], duration_s: float, metadata: dict | None = None) -> list[Flag]:
     """Every flag the rulebook raises in the call, in time order."""
     metadata = metadata or {}
     found = []

@@ -87,7 +87,7 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
     timelines.fuse(call_turns, metrics)
     call_timelines = timelines.build(call_turns, audio.source.duration_s, config.timeline_step_s)
     clock.lap("timelines")
-    call_flags = flags.apply(models.rulebook, call_turns, segmentation.speakers, audio.source.duration_s, metadata)
+    call_flags = flags.apply(models.rulebook, call_turns, audio.source.duration_s, metadata)
     call_risk = flags.risk(call_flags)
     clock.lap("flags")
 

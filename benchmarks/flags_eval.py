@@ -2,11 +2,11 @@
 (written apart from the rules and from the classifier's training text), with the rulebook's classifier-only and
 lexicon-only variants beside it.
 
-    python benchmarks/flags_eval.py [--rules FILE] [--split dev|test|all] [--errors]
+    python benchmarks/flags_eval.py [--rules FILE] [--set development|development_2|heldout] [--errors]
 
 Each utterance is scored as a one-turn call of its role; a category counts as found when any rule of it fires.
-The set has two halves: `dev` (odd ids), whose errors the rules were revised against, and `test` (even ids),
-held out: its errors are not listed (`--errors` lists the dev half's only) and its figures are the ones to quote.
+The development sets are those the rules were revised against; `heldout` (heldout.jsonl) is not, and its errors
+are never listed (see flags_eval/README.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 from analyzer import classify, flags
 from analyzer.result import Turn, Word
 
-DATA = Path(__file__).resolve().parent / "flags_eval" / "utterances.jsonl"
+SETS = {"development": "utterances.jsonl", "development_2": "development_2.jsonl", "heldout": "heldout.jsonl"}
+DATA = Path(__file__).resolve().parent / "flags_eval"
 CATEGORIES = ("threat", "third_party", "insult", "self_harm", "hardship")
 VARIANTS = {
     "rulebook": None,
@@ -30,23 +31,23 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rules", type=Path, help="a rulebook file (default: the installed one)")
-    parser.add_argument("--split", choices=["dev", "test", "all"], default="test")
-    parser.add_argument("--errors", action="store_true", help="list the rulebook's misses and false alarms on dev")
+    parser.add_argument("--set", choices=list(SETS), default="heldout", dest="which")
+    parser.add_argument("--errors", action="store_true",
+                        help="list the rulebook's misses and false alarms (development sets only)")
     args = parser.parse_args()
-    items = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    halves = {"dev": 1, "test": 0}
-    items = [item for item in items if args.split == "all" or int(item["id"][1:]) % 2 == halves[args.split]]
+    text = (DATA / SETS[args.which]).read_text(encoding="utf-8")
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
     turns = [Turn(0.0, 5.0, "S1", item["role"], item["text"], [Word(0.0, 5.0, item["text"], 1.0)]) for item in items]
     classify.annotate(turns, classify.Classifier())
     rulebook = flags.load(args.rules)
 
-    print(f"{args.split}: {len(items)} utterances; rulebook {rulebook.name} {rulebook.version}\n")
+    print(f"{args.which}: {len(items)} utterances; rulebook {rulebook.name} {rulebook.version}\n")
     print("| category | positives | " + " | ".join(f"{v}: precision | recall" for v in VARIANTS) + " |")
     print("|---|---|" + "---|---|" * len(VARIANTS))
     found = {}
     for variant, kinds in VARIANTS.items():
         book = rulebook.only(kinds) if kinds else rulebook
-        found[variant] = [{f.category for f in flags.apply(book, [turn], [], 5.0)} for turn in turns]
+        found[variant] = [{f.category for f in flags.apply(book, [turn], 5.0)} for turn in turns]
     for category in CATEGORIES:
         expected = [category in item["categories"] for item in items]
         cells = []
@@ -64,7 +65,7 @@ def main() -> None:
         members = [i for i, item in enumerate(items) if item["kind"] == kind]
         wrong = [i for i in members if found["rulebook"][i] & set(CATEGORIES) != set(items[i]["categories"])]
         print(f"- {kind}: {len(wrong)} of {len(members)}")
-    if args.errors and args.split == "dev":
+    if args.errors and args.which != "heldout":
         print()
         for item, categories in zip(items, found["rulebook"]):
             if categories & set(CATEGORIES) != set(item["categories"]):

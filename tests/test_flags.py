@@ -9,7 +9,7 @@ import pytest
 
 from analyzer import flags
 from analyzer.cli import main, read_manifest
-from analyzer.result import Speaker, Turn, Word
+from analyzer.result import Turn, Word
 
 from conftest import SAMPLE_IDS, SAMPLES, truth
 
@@ -85,7 +85,7 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("三个月前被公司裁员了，一分钱收入都没有", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
-    found = flags.apply(flags.load(), [one_turn(text, role)], [], 4.0)
+    found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert category in {flag.category for flag in found}
 
 
@@ -100,7 +100,7 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("您可以和家人商量一下还款计划", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
-    found = flags.apply(flags.load(), [one_turn(text, role)], [], 4.0)
+    found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert not [f for f in found if f.category != "hardship"], found
 
 
@@ -108,9 +108,8 @@ def test_privacy_needs_the_other_party_to_say_they_are_not_the_borrower():
     reading = one_turn("他的身份证号是三二零一零二一九八五零三一二四四一八", start=5.0)
     not_him = one_turn("喂，我不是他，我是他老婆", role="borrower", speaker="S2")
     him = one_turn("喂，是我", role="borrower", speaker="S2")
-    speakers = [Speaker("S1", "collector"), Speaker("S2", "borrower")]
-    assert [f.category for f in flags.apply(flags.load(), [not_him, reading], speakers, 9.0)] == ["privacy"]
-    assert flags.apply(flags.load(), [him, reading], speakers, 9.0) == []
+    assert [f.category for f in flags.apply(flags.load(), [not_him, reading], 9.0)] == ["privacy"]
+    assert flags.apply(flags.load(), [him, reading], 9.0) == []
 
 
 def test_call_hours_and_frequency_from_the_manifest(tmp_path):
@@ -125,10 +124,10 @@ def test_call_hours_and_frequency_from_the_manifest(tmp_path):
     assert metadata["a3"] == {"borrower_id": "B7", "started_at": "2026-11-20T22:05:00", "direction": "outbound",
                               "calls_to_borrower_that_day": 4}
     rulebook = flags.load()
-    late = flags.apply(rulebook, [], [], 60.0, metadata["a3"])
+    late = flags.apply(rulebook, [], 60.0, metadata["a3"])
     assert {f.rule for f in late} == {"harassment.hours", "harassment.frequency"}
     assert all(f.category == "harassment" and f.speaker is None for f in late)
-    assert flags.apply(rulebook, [], [], 60.0, metadata["b"]) == []
+    assert flags.apply(rulebook, [], 60.0, metadata["b"]) == []
 
 
 def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
@@ -148,7 +147,7 @@ def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
         "    any:\n"
         "      - lexicon: cannot_pay\n", encoding="utf-8")
     rulebook = flags.load(custom)
-    found = flags.apply(rulebook, result.turns, result.speakers, result.source.duration_s)
+    found = flags.apply(rulebook, result.turns, result.source.duration_s)
     assert "insult" not in {f.category for f in found}
     assert any(f.rule == "site.grace_period" and f.rule_version == "site-1" for f in found)
     assert {f.category for f in found} - {"insult"} == {f.category for f in result.flags} - {"insult"}
