@@ -32,8 +32,6 @@ CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
 NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过)*"
                          r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
-# these deny a whole clause, whatever comes between (我才不会为了这点钱去死; 您孩子的学校我们绝对不会联系)
-CLAUSE_NEGATIONS = ("不会", "从来没", "从没", "没想过", "并没有", "不是要", "没打算")
 
 
 class RulebookError(ValueError):
@@ -68,6 +66,7 @@ class Rulebook:
     version: str
     lexicons: dict[str, list[str]]
     negations: list[str]
+    clause_negations: list[str]       # these deny the rest of the clause, whatever comes between
     rules: list[Rule]
     path: str
 
@@ -83,7 +82,8 @@ class Rulebook:
             kept_all = [c for c in rule.all if c.kind in kinds]
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
                 rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
-        return Rulebook(self.name, self.version, self.lexicons, self.negations, rules, self.path)
+        return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
+                        self.path)
 
 
 def default_path() -> Path:
@@ -231,7 +231,7 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
                              for start in _find_by_pinyin(text, word))
     kept, negated = [], False
     for start, end, worth in spans:
-        if _is_negated(text, start, rulebook.negations):
+        if _is_negated(text, start, rulebook):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
@@ -269,18 +269,29 @@ def _fold(syllable: str) -> str:
     return re.sub(r"ng$", "n", syllable)
 
 
-def _is_negated(text: str, start: int, negations: list[str]) -> bool:
+def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
     """A negation word right before the match, with at most a modal and an object between (没有要找您家人), or
     one of the strong ones anywhere before it in the clause (我们绝对不会给您家人打电话)."""
     clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
     before = text[clause_start:start]
-    if any(cue in before for cue in CLAUSE_NEGATIONS):
+    if any(cue in before for cue in rulebook.clause_negations):
         return True
-    for cue in negations:
+    for cue in rulebook.negations:
         for found in re.finditer(re.escape(cue), before):
+            if _asks(before, found.start(), cue):
+                continue                # 要不要跳下去 asks, it does not deny
             if NEGATED_GAP.fullmatch(before[found.end():]):
                 return True
     return False
+
+
+def _asks(text: str, at: int, cue: str) -> bool:
+    """The 不 of an A-not-A question (要不要, 想不想, 是不是)."""
+    negator = cue.find("不")
+    if negator < 0:
+        return False
+    position = at + negator
+    return 0 < position < len(text) - 1 and text[position - 1] == text[position + 1]
 
 
 def _evidence(turn: Turn, matches: list[_Match]) -> tuple[float, float, str]:
@@ -366,9 +377,10 @@ def _build(data: dict, path: Path) -> Rulebook:
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
             fail(data["lexicons"]["__line__"], f"lexicon `{name}` must be a list of words")
         lexicons[name] = words
-    negations = data.get("negations") or []
-    if not isinstance(negations, list) or not all(isinstance(w, str) and w for w in negations):
-        fail(top, "`negations` must be a list of words")
+    negations, clause_negations = data.get("negations") or [], data.get("clause_negations") or []
+    for key, words in (("negations", negations), ("clause_negations", clause_negations)):
+        if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
+            fail(top, f"`{key}` must be a list of words")
     if not isinstance(data["rules"], list):
         fail(top, "`rules` must be a list")
     rules, seen = [], set()
@@ -380,7 +392,8 @@ def _build(data: dict, path: Path) -> Rulebook:
             fail(raw["__line__"], f"rule id `{rule.id}` is used twice")
         seen.add(rule.id)
         rules.append(rule)
-    return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, rules, str(path))
+    return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, clause_negations, rules,
+                    str(path))
 
 
 def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
