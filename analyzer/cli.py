@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
                           "(ISO 8601, local time), direction and any other columns, kept as the call's metadata")
     run.add_argument("--rules", type=Path, help="a rulebook YAML file (default: the one installed with analyzer)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
-    run.add_argument("--model", help="a CTranslate2 Whisper directory (default: the bundled multilingual base)")
+    run.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper",
+                     help="Whisper runtime (openai-whisper: pip install '.[openai-whisper]')")
+    run.add_argument("--model",
+                     help="faster-whisper: a CTranslate2 or Hugging Face Whisper directory, or a size name; "
+                          "openai-whisper: a .pt checkpoint or a size name (default: the bundled multilingual base)")
+    run.add_argument("--allow-download", action="store_true",
+                     help="fetch a size name that is not in the local caches (off: nothing is downloaded)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto: int8 CPU, float16 CUDA)")
     run.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
@@ -82,7 +88,8 @@ def analyze_command(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     _setup_logging(args.out / "analyzer.log")
     config = Config(
-        device=args.device, whisper_model=args.model, compute_type=args.compute_type,
+        device=args.device, asr_backend=args.asr_backend, whisper_model=args.model,
+        allow_download=args.allow_download, compute_type=args.compute_type,
         cpu_threads=args.threads, beam_size=args.beam_size, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=args.max_speakers, diarizer=args.diarizer,
         pyannote_pipeline=args.pyannote_pipeline, classifier_model=args.classifier,
@@ -104,7 +111,10 @@ def analyze_command(args: argparse.Namespace) -> int:
         return _finish(args.out, 0, 0, failures)
 
     log.info("loading models (device %s)", config.resolved_device())
-    models = load_models(config)
+    try:
+        models = load_models(config)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # a model that cannot be found or loaded
+        raise SystemExit(f"analyzer: {error}") from None
     done = skipped = 0
     for call_id, path in tqdm(jobs, desc="analyzing", unit="call", disable=args.quiet):
         target = args.out / f"{call_id}.json"

@@ -26,7 +26,11 @@ def default_cache_dir() -> Path:
 @dataclass
 class Config:
     device: str = "auto"                  # auto | cpu | cuda
-    whisper_model: str | None = None      # a CTranslate2 Whisper directory; None = bundled multilingual base
+    asr_backend: str = "faster-whisper"   # or openai-whisper (optional extra)
+    # faster-whisper: a CTranslate2 or Hugging Face Whisper directory, or a size name; openai-whisper: a .pt
+    # checkpoint or a size name. None = the bundled multilingual base (faster-whisper)
+    whisper_model: str | None = None
+    allow_download: bool = False          # size names not in the local caches may be downloaded
     compute_type: str = "auto"            # auto = int8 on CPU, float16 on CUDA
     cpu_threads: int = 0                  # 0 = all cores
     beam_size: int = 5

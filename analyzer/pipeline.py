@@ -25,7 +25,7 @@ class Models:
 
     def describe(self) -> dict:
         return {
-            "asr": {"name": self.whisper.name, "backend": "faster-whisper", "path": self.whisper.path,
+            "asr": {"name": self.whisper.name, "backend": self.whisper.backend, "path": self.whisper.path,
                     "sha256": self.whisper.sha256},
             **self.diarizer.describe(),
             "text_classifier": {"name": self.classifier.name, "path": str(self.classifier.path)},

@@ -1,4 +1,9 @@
-"""Whisper transcription with faster-whisper: model resolution, decoding, Simplified script, hallucination guard."""
+"""Whisper transcription: model resolution, decoding (faster-whisper, or openai-whisper for the checkpoints users
+already have), Simplified script, hallucination guard.
+
+Both backends are driven the same way (speech regions joined, beam search, word timestamps) and give the same
+segments and words, so nothing downstream knows which one ran; the result's provenance says.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,11 @@ from pathlib import Path
 
 import ctranslate2
 import numpy as np
+import torch
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.transcribe import Segment, restore_speech_timestamps
+from faster_whisper.transcribe import Word as TimedWord
+from faster_whisper.utils import available_models, download_model
 from faster_whisper.vad import collect_chunks
 from opencc import OpenCC
 
@@ -55,24 +63,30 @@ MIN_WORD_S = 0.02
 PUNCTUATION = "，。？！、；：,.?!;: "
 
 
+BACKENDS = ("faster-whisper", "openai-whisper")
+
+
 @dataclass
 class Whisper:
-    model: WhisperModel
+    model: object                       # faster_whisper.WhisperModel, or openai-whisper's whisper.model.Whisper
+    backend: str
     name: str
-    path: str
-    sha256: str
+    path: str                           # the weights file or directory
+    sha256: str                         # of the weights file
 
 
 def load(config: Config) -> Whisper:
-    """Load Whisper once; `config.whisper_model` may name any CTranslate2 Whisper directory."""
-    if config.whisper_model:
-        path = Path(config.whisper_model).expanduser()
-        if not (path / "model.bin").is_file():
-            raise FileNotFoundError(f"not a CTranslate2 Whisper directory (no model.bin): {path}")
-        name, sha256 = path.name, _cached_sha256(path / "model.bin", config.cache_dir)
-    else:
-        path, name = bundled_model_dir(config.cache_dir), BUNDLED_NAME
+    """Load Whisper once, with the backend and model the configuration names (see `resolve_faster` and
+    `resolve_openai` for what `config.whisper_model` may be)."""
+    if config.asr_backend == "openai-whisper":
+        return _load_openai(config)
+    if config.asr_backend != "faster-whisper":
+        raise ValueError(f"unknown ASR backend {config.asr_backend!r} (one of {', '.join(BACKENDS)})")
+    path, name = resolve_faster(config)
+    if path == bundled_model_dir(config.cache_dir):
         sha256 = (path / "model.bin.sha256").read_text().strip()
+    else:
+        sha256 = _cached_sha256(path / "model.bin", config.cache_dir)
     model = WhisperModel(
         str(path),
         device=config.resolved_device(),
@@ -80,7 +94,93 @@ def load(config: Config) -> Whisper:
         cpu_threads=config.cpu_threads,
         local_files_only=True,
     )
-    return Whisper(model, name, str(path), sha256)
+    return Whisper(model, "faster-whisper", name, str(path / "model.bin"), sha256)
+
+
+def resolve_faster(config: Config) -> tuple[Path, str]:
+    """The CTranslate2 directory for `config.whisper_model`: None (the bundled base), a CTranslate2 directory, a
+    Hugging Face Whisper directory (converted once into the cache), or a size name (from the Hugging Face cache;
+    downloaded only with `allow_download`)."""
+    model = config.whisper_model
+    if not model:
+        return bundled_model_dir(config.cache_dir), BUNDLED_NAME
+    path = Path(model).expanduser()
+    if path.suffix == ".pt":
+        raise ValueError(f"{path} is an openai-whisper checkpoint: run it with --asr-backend openai-whisper")
+    if (path / "model.bin").is_file():
+        return path, path.name
+    if (path / "config.json").is_file():
+        return _converted_from_transformers(path, config.cache_dir), f"{path.name} (converted to CTranslate2)"
+    if path.exists():
+        raise FileNotFoundError(f"not a Whisper model directory (no model.bin or config.json): {path}")
+    if model not in available_models():
+        raise FileNotFoundError(f"no such model file or directory, and not a Whisper size name: {model}")
+    try:
+        return Path(download_model(model, local_files_only=not config.allow_download)), f"faster-whisper {model}"
+    except Exception as error:  # huggingface_hub raises several kinds for "not in the cache" and "offline"
+        hint = "" if config.allow_download else " (not in the local Hugging Face cache; --allow-download fetches it)"
+        raise FileNotFoundError(f"Whisper {model} for faster-whisper is not available{hint}: {error}") from error
+
+
+def _converted_from_transformers(path: Path, cache_dir: Path) -> Path:
+    """A Hugging Face Whisper directory converted once to CTranslate2 (float16) in the cache, keyed by its config."""
+    from ctranslate2.converters import TransformersConverter
+
+    key = hashlib.sha256((path / "config.json").read_bytes() + str(path.resolve()).encode()).hexdigest()[:12]
+    target = cache_dir / "models" / f"{path.name}-{key}-ct2"
+    if not (target / "model.bin").is_file():
+        partial = target.with_name(target.name + f".{os.getpid()}.partial")
+        TransformersConverter(str(path), load_as_float16=True).convert(str(partial), quantization="float16",
+                                                                       force=True)
+        os.replace(partial, target)
+    return target
+
+
+def resolve_openai(config: Config) -> Path:
+    """The openai-whisper checkpoint for `config.whisper_model`: a .pt file, or a size name found in openai-whisper's
+    cache (~/.cache/whisper, or $XDG_CACHE_HOME/whisper), downloaded there only with `allow_download`."""
+    import whisper
+
+    model = config.whisper_model
+    if not model:
+        raise ValueError("the openai-whisper backend needs --model: a .pt checkpoint, or a size name "
+                         "(`python models/whisper/convert_openai.py` makes one from the bundled base)")
+    path = Path(model).expanduser()
+    if path.suffix == ".pt" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"no such openai-whisper checkpoint: {path}")
+        return path
+    if model not in whisper.available_models():
+        raise FileNotFoundError(f"no such checkpoint file, and not an openai-whisper model name: {model}")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
+    url = whisper._MODELS[model]
+    cached = cache / os.path.basename(url)
+    if not cached.is_file():
+        if not config.allow_download:
+            raise FileNotFoundError(f"openai-whisper {model} is not in {cache} (--allow-download fetches it)")
+        whisper._download(url, str(cache), in_memory=False)
+    return cached
+
+
+def _load_openai(config: Config) -> Whisper:
+    try:
+        import whisper
+    except ImportError as error:
+        raise RuntimeError('the openai-whisper backend is not installed: pip install ".[openai-whisper]"') from error
+    path = resolve_openai(config)
+    device = config.resolved_device()
+    model = whisper.load_model(str(path), device=device)
+    # checkpoints made by models/whisper/convert_openai.py carry the heads that time words; openai-whisper knows
+    # them itself only for its own named models
+    heads = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("alignment_heads")
+    if path.stem in whisper._ALIGNMENT_HEADS:   # small.pt, large-v3.pt, … as openai-whisper names its files
+        model.set_alignment_heads(whisper._ALIGNMENT_HEADS[path.stem])
+    elif heads:
+        mask = torch.zeros(model.dims.n_text_layer, model.dims.n_text_head, dtype=torch.bool)
+        for layer, head in heads:
+            mask[layer, head] = True
+        model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+    return Whisper(model, "openai-whisper", path.name, str(path), _cached_sha256(path, config.cache_dir))
 
 
 def bundled_model_dir(cache_dir: Path) -> Path:
@@ -147,20 +247,7 @@ def transcribe(
     chunks = [{"start": int(s * SAMPLE_RATE), "end": int(e * SAMPLE_RATE)}
               for s, e in padded(speech, len(samples) / SAMPLE_RATE)]
     joined = np.concatenate(collect_chunks(samples, chunks)[0])
-    # temperature fallback samples at random: a fixed seed makes a call's transcript the same on every run
-    ctranslate2.set_random_seed(RANDOM_SEED)
-    segments, _ = whisper.model.transcribe(
-        joined,
-        language=config.language,
-        task="transcribe",
-        beam_size=config.beam_size,
-        patience=config.patience,
-        initial_prompt=config.initial_prompt,
-        hotwords="，".join(config.hotwords) if config.hotwords else None,
-        word_timestamps=True,
-        condition_on_previous_text=False,  # stops one bad window from seeding a repetition loop in the next
-        vad_filter=False,
-    )
+    segments = _decode(whisper, joined, config)
     words, issues, previous = [], [], ""
     for segment in restore_speech_timestamps(segments, chunks, SAMPLE_RATE):
         text = _T2S.convert(segment.text.strip())
@@ -180,6 +267,34 @@ def transcribe(
         words.extend(segment_words)
         previous = text
     return words, issues
+
+
+def _decode(whisper: Whisper, audio: np.ndarray, config: Config):
+    """Segments with word timestamps, in faster-whisper's types whichever backend decodes."""
+    options = dict(language=config.language, task="transcribe", beam_size=config.beam_size,
+                   patience=config.patience, initial_prompt=config.initial_prompt, word_timestamps=True,
+                   condition_on_previous_text=False)  # stops one bad window from seeding a loop in the next
+    if whisper.backend == "faster-whisper":
+        # temperature fallback samples at random: a fixed seed makes a call's transcript the same on every run
+        ctranslate2.set_random_seed(RANDOM_SEED)
+        hotwords = "，".join(config.hotwords) if config.hotwords else None
+        return whisper.model.transcribe(audio, hotwords=hotwords, vad_filter=False, **options)[0]
+    import whisper as openai_whisper
+
+    # Beam search at temperature 0 only: where every fallback temperature fails, openai-whisper keeps the last
+    # (temperature 1.0) decode, which on telephone audio is noise (8 kHz CER 42% against 28%), where
+    # faster-whisper keeps the likeliest one
+    decoded = openai_whisper.transcribe(whisper.model, audio, fp16=whisper.model.device.type == "cuda",
+                                        verbose=None, temperature=0.0, **options)
+    return [
+        Segment(id=index, seek=segment["seek"], start=segment["start"], end=segment["end"], text=segment["text"],
+                tokens=segment["tokens"], avg_logprob=segment["avg_logprob"],
+                compression_ratio=segment["compression_ratio"], no_speech_prob=segment["no_speech_prob"],
+                words=[TimedWord(float(w["start"]), float(w["end"]), w["word"], float(w["probability"]))
+                       for w in segment.get("words", [])],
+                temperature=segment["temperature"])
+        for index, segment in enumerate(decoded["segments"])
+    ]
 
 
 def padded(speech: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:

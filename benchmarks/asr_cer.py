@@ -1,6 +1,7 @@
 """CER of the analyzer's transcription on ../shared/data/asr_zh (16 kHz and the 8 kHz telephone copies).
 
-    python benchmarks/asr_cer.py [--shared ../shared] [--model DIR] [--prompt] [--hotwords] [--show]
+    python benchmarks/asr_cer.py [--shared ../shared] [--asr-backend faster-whisper|openai-whisper] [--model M]
+                                 [--prompt] [--hotwords] [--show]
 
 Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper (with the domain prompt and
 hotwords when asked), Simplified conversion, domain-term fixes and the hallucination guard. Prints a table.
@@ -22,7 +23,8 @@ from analyzer.evaluate import cer
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
-    parser.add_argument("--model")
+    parser.add_argument("--asr-backend", default="faster-whisper", choices=transcribe.BACKENDS)
+    parser.add_argument("--model", help="as `analyzer analyze --model` takes it")
     parser.add_argument("--prompt", action="store_true", help="decode with the domain prompt")
     parser.add_argument("--hotwords", action="store_true", help="decode with the domain terms as hotwords")
     parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")
@@ -30,7 +32,7 @@ def main() -> None:
     root = args.shared / "data/asr_zh"
     if not root.is_dir():
         sys.exit(f"no data at {root}")
-    config = Config(whisper_model=args.model)
+    config = Config(asr_backend=args.asr_backend, whisper_model=args.model)
     if args.prompt:
         config.initial_prompt = INITIAL_PROMPT
     if args.hotwords:

@@ -1,10 +1,14 @@
 """CER and role accuracy of `analyze` on the project's samples, as recorded and mixed down to mono.
 
-    python benchmarks/samples_eval.py
+    python benchmarks/samples_eval.py [--asr-backend faster-whisper|openai-whisper] [--model M] [--as-recorded]
+
+`--as-recorded` skips the stereo calls' mono mixdowns. The last column is the transcription stage's real-time
+factor.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -36,16 +40,22 @@ def write_mono(samples: np.ndarray, path: Path) -> Path:
 
 
 def main() -> None:
-    config = Config()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
+    parser.add_argument("--model", help="as `analyzer analyze --model` takes it")
+    parser.add_argument("--as-recorded", action="store_true", help="no mono mixdowns of the stereo calls")
+    args = parser.parse_args()
+    config = Config(asr_backend=args.asr_backend, whisper_model=args.model)
     models = load_models(config)
-    print("| call | layout | CER | turns | turns with the right role | speech with the right role |")
-    print("|---|---|---|---|---|---|")
+    print(f"ASR: {models.whisper.backend}, {models.whisper.name}")
+    print("| call | layout | CER | turns | turns with the right role | speech with the right role | transcribe RTF |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for truth_file in sorted(SAMPLES.glob("*.truth.json")):
             truth = json.loads(truth_file.read_text(encoding="utf-8"))
             path = SAMPLES / truth["audio"]
             versions = [(truth["layout"], path)]
-            if truth["layout"] == "stereo":
+            if truth["layout"] == "stereo" and not args.as_recorded:
                 mixed = load(path).samples.mean(axis=0)
                 versions.append(("stereo mixed to mono", write_mono(mixed, Path(tmp) / truth["audio"])))
             for layout, audio_path in versions:
@@ -56,7 +66,8 @@ def main() -> None:
                 speech = sum(t.end - t.start for t in result.turns)
                 right_speech = sum(t.end - t.start for t in right)
                 print(f"| {truth['call_id']} | {layout} | {100 * error:.1f}% | {len(result.turns)} | "
-                      f"{len(right)}/{len(result.turns)} | {100 * right_speech / speech:.1f}% |", flush=True)
+                      f"{len(right)}/{len(result.turns)} | {100 * right_speech / speech:.1f}% | "
+                      f"{result.provenance.timings_s['transcribe'] / result.source.duration_s:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
