@@ -58,6 +58,17 @@ def relaid_results(models, config, tmp_path_factory):
     return results
 
 
+# every sample as recorded and in the other layout (relaid_results): mono and stereo for each script
+LAYOUTS = [pytest.param(call_id, relaid, id=f"{call_id}-{'relaid' if relaid else 'as-recorded'}")
+           for call_id in SAMPLE_IDS for relaid in (False, True)]
+
+
+@pytest.fixture
+def results(request, sample_results):
+    """The samples' results as recorded, or the relaid ones for a test parametrized with relaid=True."""
+    return request.getfixturevalue("relaid_results") if request.node.callspec.params.get("relaid") else sample_results
+
+
 def truth(call_id: str) -> dict:
     return json.loads((SAMPLES / f"{call_id}.truth.json").read_text(encoding="utf-8"))
 

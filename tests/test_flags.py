@@ -11,19 +11,12 @@ from analyzer import flags
 from analyzer.cli import main, read_manifest
 from analyzer.result import Turn, Word
 
-from conftest import SAMPLE_IDS, SAMPLES, truth
+from conftest import LAYOUTS, SAMPLES, truth
 
 # what the scripts' acts mean as flag categories (urgency, empathy, distress, anger … are not flagged)
 CATEGORY_OF_ACT = {"threat_legal": "threat", "threat_third_party": "third_party", "insult": "insult",
                    "self_harm": "self_harm", "hardship": "hardship"}
 VIOLATIONS = {"threat", "third_party", "insult", "self_harm"}
-LAYOUTS = [pytest.param(call_id, relaid, id=f"{call_id}-{'relaid' if relaid else 'as-recorded'}")
-           for call_id in SAMPLE_IDS for relaid in (False, True)]
-
-
-@pytest.fixture
-def results(request, sample_results):
-    return request.getfixturevalue("relaid_results") if request.node.callspec.params.get("relaid") else sample_results
 
 
 def scripted_categories(call_id: str) -> dict[str, list[dict]]:

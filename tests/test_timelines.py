@@ -14,20 +14,11 @@ from analyzer.audio import SAMPLE_RATE, load
 from analyzer.cli import main
 from analyzer.result import Emotion, Turn
 
-from conftest import SAMPLE_IDS, SAMPLES, truth
+from conftest import LAYOUTS, SAMPLES, truth
 
 THREATS = {"threat_legal", "threat_third_party", "insult"}
 CRISIS = {"distress", "self_harm"}
 PEAK_TOLERANCE_S = 5.0
-# every sample as recorded and in the other layout (conftest.relaid_results): mono and stereo for each script
-LAYOUTS = [pytest.param(call_id, relaid, id=f"{call_id}-{'relaid' if relaid else 'as-recorded'}")
-           for call_id in SAMPLE_IDS for relaid in (False, True)]
-
-
-@pytest.fixture
-def results(request, sample_results):
-    """The results as recorded, or, for a test asking for the relaid ones, those."""
-    return request.getfixturevalue("relaid_results") if request.node.callspec.params.get("relaid") else sample_results
 
 
 def scripted(call_id: str, acts: set[str]) -> list[dict]:
