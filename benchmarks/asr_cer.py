@@ -1,6 +1,7 @@
 """CER of the analyzer's transcription on ../shared/data/asr_zh (16 kHz and the 8 kHz telephone copies).
 
     python benchmarks/asr_cer.py [--shared ../shared] [--asr-backend faster-whisper|openai-whisper] [--model M]
+                                 [--compute-type auto|int8|float32]
                                  [--prompt] [--hotwords] [--show]
 
 Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper (with the domain prompt and
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--asr-backend", default="faster-whisper", choices=transcribe.BACKENDS)
     parser.add_argument("--model", help="as `analyzer analyze --model` takes it")
+    parser.add_argument("--compute-type", default="auto", help="faster-whisper's (auto: int8 on CPU)")
     parser.add_argument("--prompt", action="store_true", help="decode with the domain prompt")
     parser.add_argument("--hotwords", action="store_true", help="decode with the domain terms as hotwords")
     parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")
@@ -32,7 +34,7 @@ def main() -> None:
     root = args.shared / "data/asr_zh"
     if not root.is_dir():
         sys.exit(f"no data at {root}")
-    config = Config(asr_backend=args.asr_backend, whisper_model=args.model)
+    config = Config(asr_backend=args.asr_backend, whisper_model=args.model, compute_type=args.compute_type)
     if args.prompt:
         config.initial_prompt = INITIAL_PROMPT
     if args.hotwords:
