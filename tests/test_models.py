@@ -28,5 +28,5 @@ def test_a_ctranslate2_directory_by_path(tmp_path, config):
 
 
 def test_a_path_that_is_not_a_model_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a CTranslate2 Whisper directory"):
+    with pytest.raises(FileNotFoundError, match="not a Whisper model directory"):
         transcribe.load(Config(whisper_model=str(tmp_path)))
