@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,22 +43,26 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(path: str | Path) -> Audio:
-    """Decode `path`; raise AudioError with a clear reason for anything that is not usable audio."""
+def load(path: str | Path, data: bytes | None = None) -> Audio:
+    """Decode `path`, or the file's bytes `data` read elsewhere (a worker on another machine); raise AudioError
+    with a clear reason for anything that is not usable audio."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"file not found: {path}")
-    if path.is_dir():
-        raise AudioError(f"is a directory, not an audio file: {path}")
-    try:
-        size = path.stat().st_size
-        sha256 = sha256_of(path)
-    except OSError as error:
-        raise AudioError(f"cannot read file: {error.strerror or error}") from error
+    if data is None:
+        if not path.exists():
+            raise AudioError(f"file not found: {path}")
+        if path.is_dir():
+            raise AudioError(f"is a directory, not an audio file: {path}")
+        try:
+            size = path.stat().st_size
+            sha256 = sha256_of(path)
+        except OSError as error:
+            raise AudioError(f"cannot read file: {error.strerror or error}") from error
+    else:
+        size, sha256 = len(data), hashlib.sha256(data).hexdigest()
     if size == 0:
         raise AudioError("empty file (0 bytes)")
 
-    samples, sample_rate, channels, bad_packets = _decode(path)
+    samples, sample_rate, channels, bad_packets = _decode(str(path) if data is None else io.BytesIO(data))
     if samples.shape[1] == 0:
         raise AudioError("zero-length audio: the file decodes to no samples")
     if np.abs(samples).max() < SILENCE_PEAK:
@@ -70,11 +75,11 @@ def load(path: str | Path) -> Audio:
     return Audio(samples, source, warnings)
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int, int, int]:
+def _decode(source: str | io.BytesIO) -> tuple[np.ndarray, int, int, int]:
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except PermissionError as error:
-        raise AudioError(f"cannot read file: permission denied: {path}") from error
+        raise AudioError(f"cannot read file: permission denied: {source}") from error
     except av.error.FFmpegError as error:
         raise AudioError(f"not a readable audio file (unknown format or corrupt header): {_reason(error)}") from error
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 
-from tqdm import tqdm
-
-from . import __version__, flags, report
-from .audio import AUDIO_EXTENSIONS, AudioError, sha256_of
+from . import __version__, batch, export, flags, report
 from .config import DOMAIN_TERMS, INITIAL_PROMPT, Config
-from .pipeline import analyze, load_models
 from .result import CallResult
+from .store import Store, StoreError
 
 log = logging.getLogger("analyzer")
 MAX_EXIT_STATUS = 100  # the exit status is the number of failed files, capped here
@@ -36,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
                           "(ISO 8601, local time), direction and any other columns, kept as the call's metadata")
     run.add_argument("--rules", type=Path, help="a rulebook YAML file (default: the one installed with analyzer)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument("--store", type=Path,
+                     help="the SQLite store of results, failures and runs (default: <out>/analyzer.sqlite)")
+    run.add_argument("--workers", type=int,
+                     help="calls analysed at once, each worker with its own models (default: one per core, as "
+                          "many as memory holds; 1 on a GPU)")
+    run.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: worker processes on this machine; ray: Ray actors (pip install '.[ray]')")
+    run.add_argument("--ray-address",
+                     help="with --engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
+                          "default: a Ray instance started on this machine")
     run.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper",
                      help="Whisper runtime (openai-whisper: pip install '.[openai-whisper]')")
     run.add_argument("--model",
@@ -64,15 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeline-step", type=float, default=Config.timeline_step_s,
                      help="seconds between the points of the pressure, stress and emotion timelines (default 1)")
     run.add_argument("--report", action="store_true", help="also write each call's report (.html and .png)")
-    run.add_argument("--force", action="store_true", help="analyse again even when a result is up to date")
+    run.add_argument("--force", action="store_true",
+                     help="analyse again even when the store has an up-to-date result")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     show = commands.add_parser("report", help="write a readable report (.html and .png) of analysed calls")
     show.add_argument("results", nargs="+", type=Path, help="per-call JSON files, or folders of them")
     show.add_argument("--out", type=Path, help="output folder (default: beside each JSON file)")
 
+    dump = commands.add_parser("export", help="write the store's tables as CSV and Parquet")
+    dump.add_argument("store", type=Path, help="the SQLite store (e.g. results/analyzer.sqlite)")
+    dump.add_argument("--out", type=Path, required=True, help="output folder")
+    dump.add_argument("--format", nargs="+", choices=export.FORMATS, default=list(export.FORMATS))
+    dump.add_argument("--deidentify", action="store_true",
+                      help="research export: hashed ids, no transcript text, evidence, audio paths or file hashes; "
+                           "personal data redacted in any text kept")
+    dump.add_argument("--salt", default=os.environ.get("ANALYZER_EXPORT_SALT", ""),
+                      help="the secret the ids are hashed with (default $ANALYZER_EXPORT_SALT); the same salt gives "
+                           "the same ids in every export")
+    dump.add_argument("--redact", action="store_true",
+                      help="full export with phone, ID and card numbers and addresses redacted in the text")
+
     args = parser.parse_args(argv)
-    return analyze_command(args) if args.command == "analyze" else report_command(args)
+    command = {"analyze": analyze_command, "report": report_command, "export": export_command}[args.command]
+    return command(args)
 
 
 def analyze_command(args: argparse.Namespace) -> int:
@@ -85,8 +104,10 @@ def analyze_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"analyzer: {error}") from None
     if not 0 < args.timeline_step <= 60:
         raise SystemExit(f"analyzer: --timeline-step takes seconds above 0 and at most 60 (got {args.timeline_step})")
-    args.out.mkdir(parents=True, exist_ok=True)
-    _setup_logging(args.out / "analyzer.log")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"analyzer: --workers takes a number of at least 1 (got {args.workers})")
+    if args.ray_address and args.engine != "ray":
+        raise SystemExit("analyzer: --ray-address goes with --engine ray")
     config = Config(
         device=args.device, asr_backend=args.asr_backend, whisper_model=args.model,
         allow_download=args.allow_download, compute_type=args.compute_type,
@@ -97,47 +118,56 @@ def analyze_command(args: argparse.Namespace) -> int:
     )
     if args.domain_prompt:
         config.initial_prompt, config.hotwords = INITIAL_PROMPT, DOMAIN_TERMS
-    jobs, missing = collect_inputs(args.inputs)
-    metadata = {}
+    jobs, missing = batch.collect_inputs(args.inputs)
     if args.manifest:
-        listed, metadata, unlisted = read_manifest(args.manifest)
+        try:
+            listed, unlisted = batch.read_manifest(args.manifest)
+        except batch.ManifestError as error:
+            raise SystemExit(f"analyzer: {error}") from None
         jobs += listed
         missing += unlisted
-    failures = [(str(path), "file or folder not found") for path in missing]
-    for path, reason in failures:
-        log.error("FAILED %s: %s", path, reason)
-    if not jobs:
-        log.error("no audio files found in %s", " ".join(map(str, args.inputs)))
-        return _finish(args.out, 0, 0, failures)
-
-    log.info("loading models (device %s)", config.resolved_device())
+    args.out.mkdir(parents=True, exist_ok=True)
+    _setup_logging(args.out / "analyzer.log")
     try:
-        models = load_models(config)
+        store = Store(args.store or args.out / "analyzer.sqlite")
+    except StoreError as error:
+        raise SystemExit(f"analyzer: {error}") from None
+    with store:
+        batch.count_calls_per_day(jobs, store.calls_per_borrower_day())
+        summary = batch.Summary()
+        for path in missing:
+            summary.failures.append((str(path), "file or folder not found"))
+            store.record_failure(None, str(path), "file or folder not found")
+            log.error("FAILED %s: file or folder not found", path)
+        if jobs:
+            summary = _run_batch(args, config, jobs, store, summary)
+        else:
+            log.error("no audio files found in %s", " ".join(map(str, args.inputs)))
+    return _finish(args.out, summary)
+
+
+def _run_batch(args: argparse.Namespace, config: Config, jobs: list[batch.Job], store: Store,
+               before: batch.Summary) -> batch.Summary:
+    workers = args.workers or batch.default_workers(config.resolved_device())
+    log.info("loading models (device %s, %s engine, %d worker(s))", config.resolved_device(), args.engine, workers)
+    try:
+        if args.engine == "ray":
+            from .ray_engine import RayEngine
+
+            engine = RayEngine(config, workers, args.report, args.ray_address)
+        else:
+            engine = batch.LocalEngine(config, min(workers, len(jobs)), args.report)
+    except RuntimeError as error:  # Ray not installed, or its cluster not reachable
+        raise SystemExit(f"analyzer: {error}") from None
+    try:
+        summary = batch.run(jobs, engine, store, args.out, force=args.force, progress=not args.quiet,
+                            command=" ".join(sys.argv))
     except (FileNotFoundError, ValueError, RuntimeError) as error:  # a model that cannot be found or loaded
         raise SystemExit(f"analyzer: {error}") from None
-    done = skipped = 0
-    for call_id, path in tqdm(jobs, desc="analyzing", unit="call", disable=args.quiet):
-        target = args.out / f"{call_id}.json"
-        try:
-            if not args.force and _up_to_date(target, path, config, models, metadata.get(call_id, {})):
-                skipped += 1
-                continue
-            started = time.perf_counter()
-            result = analyze(path, config, models, call_id=call_id, metadata=metadata.get(call_id))
-            _write(target, result.to_json() + "\n")
-            _write(target.with_suffix(".txt"), result.transcript())
-            if args.report:
-                _write_report(result, args.out)
-            done += 1
-            log.info("%s: %d turns, %.1f s audio in %.1f s", call_id, len(result.turns),
-                     result.source.duration_s, time.perf_counter() - started)
-        except AudioError as error:
-            failures.append((str(path), str(error)))
-            log.error("FAILED %s: %s", path, error)
-        except Exception as error:  # one broken file must not stop the batch
-            failures.append((str(path), f"internal error: {type(error).__name__}: {error}"))
-            log.exception("FAILED %s: internal error", path)
-    return _finish(args.out, done, skipped, failures)
+    finally:
+        engine.close()
+    summary.failures[:0] = before.failures
+    return summary
 
 
 def _speaker_count(args: argparse.Namespace) -> tuple[int | None, int]:
@@ -155,86 +185,6 @@ def _speaker_count(args: argparse.Namespace) -> tuple[int | None, int]:
     if not args.speakers.isdigit() or int(args.speakers) < 1:
         raise SystemExit(f"analyzer: --speakers takes a number of at least 1, or 'auto' (got {args.speakers!r})")
     return int(args.speakers), int(args.speakers)
-
-
-def collect_inputs(inputs: list[Path]) -> tuple[list[tuple[str, Path]], list[Path]]:
-    """(call_id, path) for every file named or found in a folder, and the inputs that do not exist.
-
-    A call's id is its file name without extension; where two files share one, the path below the folder given
-    tells them apart (a/call.wav and b/call.wav become a__call and b__call).
-    """
-    found, missing = [], []
-    for item in inputs:
-        if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            found.extend((p, p.relative_to(item)) for p in files)
-        elif item.exists():
-            found.append((item, Path(item.name)))
-        else:
-            missing.append(item)
-    stems: dict[str, int] = {}
-    for _, relative in found:
-        stems[relative.stem] = stems.get(relative.stem, 0) + 1
-    jobs = []
-    for path, relative in found:
-        call_id = relative.stem if stems[relative.stem] == 1 else "__".join(relative.with_suffix("").parts)
-        jobs.append((call_id, path))
-    return jobs, missing
-
-
-def read_manifest(manifest: Path) -> tuple[list[tuple[str, Path]], dict[str, dict], list[Path]]:
-    """Jobs, each call's metadata, and the listed files that do not exist. Relative paths are from the manifest's
-    folder. `calls_to_borrower_that_day` is counted from the manifest (same borrower_id, same date)."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise SystemExit(f"analyzer: cannot read the manifest {manifest}: {error}") from None
-    if not rows or "path" not in rows[0]:
-        raise SystemExit(f"analyzer: the manifest {manifest} needs a header row with a `path` column")
-    jobs, metadata, missing, per_day = [], {}, [], {}
-    for number, row in enumerate(rows, start=2):
-        path = Path(row["path"]) if Path(row["path"]).is_absolute() else manifest.parent / row["path"]
-        call_id = row.get("call_id") or path.stem
-        if call_id in metadata:
-            raise SystemExit(f"analyzer: {manifest}:{number}: call_id {call_id!r} is listed twice")
-        started = row.get("started_at") or ""
-        if started:
-            try:
-                datetime.fromisoformat(started)
-            except ValueError:
-                raise SystemExit(f"analyzer: {manifest}:{number}: started_at {started!r} is not an ISO 8601 "
-                                 "date and time") from None
-        metadata[call_id] = {k: v for k, v in row.items() if k not in ("path", "call_id") and v not in (None, "")}
-        if row.get("borrower_id") and started:
-            key = (row["borrower_id"], started[:10])
-            per_day[key] = per_day.get(key, 0) + 1
-        if path.is_file():
-            jobs.append((call_id, path))
-        else:
-            missing.append(path)
-    for values in metadata.values():
-        if values.get("borrower_id") and values.get("started_at"):
-            values["calls_to_borrower_that_day"] = per_day[(values["borrower_id"], values["started_at"][:10])]
-    return jobs, metadata, missing
-
-
-def _up_to_date(target: Path, path: Path, config: Config, models, metadata: dict) -> bool:
-    """A result for the same audio, metadata, analyser version, models, rulebook and settings exists already."""
-    if not target.is_file():
-        return False
-    try:
-        previous = CallResult.load(target)
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-        return False
-    params = {k: v for k, v in previous.provenance.params.items() if k != "layout"}
-    return (
-        previous.provenance.analyzer_version == __version__
-        and previous.provenance.models == models.describe()
-        and params == config.params()
-        and previous.metadata == metadata
-        and previous.source.sha256 == sha256_of(path)
-    )
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -265,32 +215,31 @@ def report_command(args: argparse.Namespace) -> int:
     return min(len(failures), MAX_EXIT_STATUS)
 
 
+def export_command(args: argparse.Namespace) -> int:
+    try:
+        with Store(args.store, readonly=True) as store:
+            written = export.export(store, args.out, tuple(args.format), deidentify=args.deidentify,
+                                    salt=args.salt, redact_text=args.redact)
+    except (StoreError, ValueError) as error:
+        raise SystemExit(f"analyzer: {error}") from None
+    for path in written:
+        print(path)
+    return 0
+
+
 def _write_report(result: CallResult, out: Path) -> Path:
     page, png = report.render(result)
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / f"{result.call_id}.png", png)
-    _write(out / f"{result.call_id}.html", page)
+    batch.write(out / f"{result.call_id}.png", png)
+    batch.write(out / f"{result.call_id}.html", page)
     return out / f"{result.call_id}.html"
 
 
-def _write(target: Path, content: str | bytes) -> None:
-    """Write all or nothing: a crash leaves the previous file, never half of a new one."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    if isinstance(content, bytes):
-        partial.write_bytes(content)
-    else:
-        partial.write_text(content, encoding="utf-8")
-    os.replace(partial, target)
-
-
-def _finish(out: Path, done: int, skipped: int, failures: list[tuple[str, str]]) -> int:
-    summary = {"analyzed": done, "skipped_up_to_date": skipped, "failed": len(failures),
-               "failures": [{"path": p, "error": e} for p, e in failures]}
-    _write(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
-    log.info("%d analysed, %d up to date, %d failed", done, skipped, len(failures))
-    for path, reason in failures:
+def _finish(out: Path, summary: batch.Summary) -> int:
+    batch.write(out / "summary.json", json.dumps(summary.to_dict(), ensure_ascii=False, indent=1) + "\n")
+    for path, reason in summary.failures:
         print(f"FAILED {path}: {reason}", file=sys.stderr)
-    return min(len(failures), MAX_EXIT_STATUS)
+    return min(len(summary.failures), MAX_EXIT_STATUS)
 
 
 def _setup_logging(logfile: Path) -> None:

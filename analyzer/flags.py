@@ -7,6 +7,8 @@ file, line and reason, so no call is ever flagged by half a rulebook.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -69,9 +71,11 @@ class Rulebook:
     clause_negations: list[str]       # these deny the rest of the clause, whatever comes between
     rules: list[Rule]
     path: str
+    sha256: str = ""                  # of the rules as read (comments and layout aside): an edit reprocesses calls
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules)}
+        return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules),
+                "sha256": self.sha256}
 
     def only(self, kinds: set[str]) -> Rulebook:
         """The same rulebook with only conditions of these kinds (the evaluation's classifier-only and
@@ -83,7 +87,7 @@ class Rulebook:
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
                 rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
         return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
-                        self.path)
+                        self.path, self.sha256)
 
 
 def default_path() -> Path:
@@ -392,8 +396,17 @@ def _build(data: dict, path: Path) -> Rulebook:
             fail(raw["__line__"], f"rule id `{rule.id}` is used twice")
         seen.add(rule.id)
         rules.append(rule)
+    content = json.dumps(_without_lines(data), ensure_ascii=False, sort_keys=True, default=str)
     return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, clause_negations, rules,
-                    str(path))
+                    str(path), hashlib.sha256(content.encode()).hexdigest())
+
+
+def _without_lines(value):
+    if isinstance(value, dict):
+        return {k: _without_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_without_lines(v) for v in value]
+    return value
 
 
 def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:

@@ -55,11 +55,12 @@ def load_models(config: Config) -> Models:
 
 
 def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None,
-            metadata: dict | None = None) -> CallResult:
+            metadata: dict | None = None, data: bytes | None = None) -> CallResult:
     """Analyse one recording; `metadata` is what a manifest says of the call (collector_id, borrower_id,
-    started_at, direction, calls_to_borrower_that_day, …). Raises AudioError for input that cannot be analysed."""
+    started_at, direction, calls_to_borrower_that_day, …); `data`, the file's bytes when they were read elsewhere.
+    Raises AudioError for input that cannot be analysed."""
     clock = _Clock()
-    audio = load(path)
+    audio = load(path, data)
     clock.lap("decode")
     segmentation = speakers.segment(audio, config, models.diarizer)
     if not segmentation.regions:

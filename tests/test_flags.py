@@ -8,7 +8,8 @@ import json
 import pytest
 
 from analyzer import flags
-from analyzer.cli import main, read_manifest
+from analyzer.batch import count_calls_per_day, read_manifest
+from analyzer.cli import main
 from analyzer.result import Turn, Word
 
 from conftest import LAYOUTS, SAMPLES, truth
@@ -112,14 +113,17 @@ def test_call_hours_and_frequency_from_the_manifest(tmp_path):
     for name in ("a0", "a1", "a2", "a3", "b"):
         (tmp_path / f"{name}.wav").write_bytes(b"")
     (tmp_path / "calls.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    jobs, metadata, missing = read_manifest(tmp_path / "calls.csv")
+    jobs, missing = read_manifest(tmp_path / "calls.csv")
     assert len(jobs) == 5 and not missing
+    count_calls_per_day(jobs, stored={("B8", "2026-11-20"): {"b", "b-earlier"}})  # the store had two calls to B8
+    metadata = {job.call_id: job.metadata for job in jobs}
     assert metadata["a3"] == {"borrower_id": "B7", "started_at": "2026-11-20T22:05:00", "direction": "outbound",
                               "calls_to_borrower_that_day": 4}
     rulebook = flags.load()
     late = flags.apply(rulebook, [], 60.0, metadata["a3"])
     assert {f.rule for f in late} == {"harassment.hours", "harassment.frequency"}
     assert all(f.category == "harassment" and f.speaker is None for f in late)
+    assert metadata["b"]["calls_to_borrower_that_day"] == 2  # b itself counted once
     assert flags.apply(rulebook, [], 60.0, metadata["b"]) == []
 
 
