@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import __version__, report
@@ -166,6 +167,9 @@ class Worker:
 
     def __init__(self, config: Config, with_report: bool = False):
         self.config, self.with_report = config, with_report
+        # BLAS and OpenMP pools (numpy, librosa) to the worker's share of the cores, as torch and CTranslate2 are
+        # by `cpu_threads`; kept for the worker's life
+        self.thread_limits = threadpool_limits(config.cpu_threads) if config.cpu_threads else None
         self.models = load_models(config)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -257,9 +261,6 @@ class LocalEngine:
 
     def __init__(self, config: Config, workers: int, with_report: bool = False):
         self.config, self.workers, self.with_report = worker_config(config, workers), workers, with_report
-        # BLAS and OpenMP read these when a worker starts: without them each worker would use every core
-        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[variable] = str(self.config.cpu_threads)
         self.pool = self._pool()
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -267,7 +268,11 @@ class LocalEngine:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def describe(self) -> dict:
-        return self.pool.submit(_describe, self.config, self.with_report).result()
+        # asked of every worker at once, so that all of them load their models now, side by side
+        asked = [self.pool.submit(_describe, self.config, self.with_report) for _ in range(self.workers)]
+        described = asked[0].result()
+        wait(asked)
+        return described
 
     def imap(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         """Outcomes in the order they finish, a few jobs queued per worker so that none waits. When a worker
@@ -342,6 +347,8 @@ def run(jobs: list[Job], engine, store: Store, out: Path, force: bool = False, p
             todo.append(job)
     log.info("%d to analyse, %d up to date, %d failed before analysis", len(todo), summary.skipped,
              len(summary.failures))
+    # longest first: the last calls to finish are short ones, so that no worker waits long at the end
+    todo.sort(key=_size, reverse=True)
 
     bar = tqdm(total=len(todo), desc="analyzing", unit="call", disable=not progress, dynamic_ncols=True)
     try:
@@ -366,6 +373,13 @@ def run(jobs: list[Job], engine, store: Store, out: Path, force: bool = False, p
     store.finish_run(run_id, summary.analyzed, summary.skipped, len(summary.failures))
     log.info("%d analysed, %d up to date, %d failed", summary.analyzed, summary.skipped, len(summary.failures))
     return summary
+
+
+def _size(job: Job) -> int:
+    try:
+        return job.path.stat().st_size
+    except OSError:  # gone since it was hashed: its worker reports it
+        return 0
 
 
 def _keep(outcome: Outcome, call_fingerprint: str, store: Store, run_id: int, out: Path) -> None:

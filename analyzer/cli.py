@@ -89,8 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     dump.add_argument("--redact", action="store_true",
                       help="full export with phone, ID and card numbers and addresses redacted in the text")
 
+    web = commands.add_parser("serve", help="the review app: a queue of the stored calls, each call's page")
+    web.add_argument("results", type=Path, help="the SQLite store, or the --out folder that holds analyzer.sqlite")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    web.add_argument("--port", type=int, default=8765)
+    web.add_argument("--token", default=os.environ.get("ANALYZER_TOKEN"),
+                     help="require this token on every request, for a shared deployment (default $ANALYZER_TOKEN); "
+                          "open the app once with ?token=…")
+    web.add_argument("--read-only", action="store_true", help="show calls, take no decisions")
+
     args = parser.parse_args(argv)
-    command = {"analyze": analyze_command, "report": report_command, "export": export_command}[args.command]
+    command = {"analyze": analyze_command, "report": report_command, "export": export_command,
+               "serve": serve_command}[args.command]
     return command(args)
 
 
@@ -148,17 +158,19 @@ def analyze_command(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace, config: Config, jobs: list[batch.Job], store: Store,
                before: batch.Summary) -> batch.Summary:
-    workers = args.workers or batch.default_workers(config.resolved_device())
-    log.info("loading models (device %s, %s engine, %d worker(s))", config.resolved_device(), args.engine, workers)
     try:
         if args.engine == "ray":
             from .ray_engine import RayEngine
 
-            engine = RayEngine(config, workers, args.report, args.ray_address)
+            # without --workers: as many as the cluster's CPUs (or GPUs), not this machine's
+            engine = RayEngine(config, args.workers, args.report, args.ray_address)
         else:
+            workers = args.workers or batch.default_workers(config.resolved_device())
             engine = batch.LocalEngine(config, min(workers, len(jobs)), args.report)
     except RuntimeError as error:  # Ray not installed, or its cluster not reachable
         raise SystemExit(f"analyzer: {error}") from None
+    log.info("loading models (device %s, %s engine, %d worker(s))", config.resolved_device(), args.engine,
+             engine.workers)
     try:
         summary = batch.run(jobs, engine, store, args.out, force=args.force, progress=not args.quiet,
                             command=" ".join(sys.argv))
@@ -224,6 +236,23 @@ def export_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"analyzer: {error}") from None
     for path in written:
         print(path)
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .web import create_app
+
+    path = args.results / "analyzer.sqlite" if args.results.is_dir() else args.results
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+        log.warning("serving on %s without --token: anyone who can reach it can read the calls", args.host)
+    try:
+        app = create_app(path, readonly=args.read_only, token=args.token)
+    except StoreError as error:
+        raise SystemExit(f"analyzer: {error}") from None
+    print(f"analyzer review: http://{args.host}:{args.port}/ ({path})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

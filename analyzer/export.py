@@ -1,5 +1,5 @@
-"""Tables out of the store, as CSV and Parquet: calls, speakers, turns, flags, timelines, metrics (and the failures
-and runs). The de-identified research export hashes every id, keeps no transcript text, evidence, audio path or
+"""Tables out of the store, as CSV and Parquet: calls, speakers, turns, flags, timelines, metrics, reviews (and the
+failures and runs). The de-identified research export hashes every id, keeps no transcript text, evidence, audio path or
 file hash, and redacts personal data (phone, ID and bank card numbers, addresses) in any text it keeps."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from .store import METADATA_COLUMNS, Store
 
 FORMATS = ("csv", "parquet")
 # what the research export leaves out: text that was said, where the audio is, what identifies the recording
-PRIVATE_COLUMNS = {"path", "audio_sha256", "text", "evidence", "metadata", "result", "fingerprint", "scores"}
-ID_COLUMNS = ("call_id", "collector_id", "borrower_id")
-RESEARCH_TABLES = ("calls", "speakers", "turns", "flags", "timelines", "metrics")
+# (a reviewer's note may quote the call)
+PRIVATE_COLUMNS = {"path", "audio_sha256", "text", "evidence", "metadata", "result", "fingerprint", "scores", "note"}
+ID_COLUMNS = ("call_id", "collector_id", "borrower_id", "reviewer")
+RESEARCH_TABLES = ("calls", "speakers", "turns", "flags", "timelines", "metrics", "reviews")
 ALL_TABLES = (*RESEARCH_TABLES, "failures", "runs")
 
 _DIGITS = "0-9０-９"
@@ -94,7 +95,7 @@ def _row(table: str, row: dict, deidentify: bool, salt: str, redact_text: bool) 
         row.update({f"meta_{k}": str(v) for k, v in extra.items()})
     if not deidentify:
         if redact_text:
-            for column in ("text", "evidence", "metadata"):
+            for column in ("text", "evidence", "metadata", "note"):
                 if row.get(column):
                     row[column] = redact(row[column])
             for column in row:

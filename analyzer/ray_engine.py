@@ -45,8 +45,6 @@ class RayEngine:
             "num_gpus": gpus / self.workers if use_gpu else 0,  # GPU actors share the cluster's GPUs
             "max_restarts": -1,        # a worker that dies comes back, with its models
             "max_task_retries": 1,     # the jobs queued on it are tried once more; the file that killed it fails
-            "runtime_env": {"env_vars": {v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                                    "MKL_NUM_THREADS")}},
         }
         actor_config = replace(config, device="cuda") if use_gpu else config
         self.actors = [ray.remote(Worker).options(**options).remote(actor_config, with_report)

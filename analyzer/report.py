@@ -65,7 +65,7 @@ def chart(result: CallResult) -> bytes:
 
 def html(result: CallResult, png: bytes) -> str:
     environment = Environment(loader=PackageLoader("analyzer", "templates"), autoescape=select_autoescape())
-    environment.filters["clock"] = _clock
+    environment.filters["clock"] = clock
     return environment.get_template("report.html").render(
         call=result, chart=base64.b64encode(png).decode("ascii"), colours=EMOTION_COLOURS,
     )
@@ -77,6 +77,6 @@ def render(result: CallResult) -> tuple[str, bytes]:
     return html(result, png), png
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes:02d}:{secs:02d}"

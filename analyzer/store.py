@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .result import CallResult
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 PRIORITY_RANK = {"urgent": 4, "high": 3, "medium": 2, "low": 1, "none": 0}
 METADATA_COLUMNS = ("collector_id", "borrower_id", "started_at", "direction")
 
@@ -154,6 +154,24 @@ CREATE TABLE known_files (              -- saves hashing an unchanged file again
 );
 """
 
+# what each store version adds to the one before; a store is brought up to date when it is opened for writing
+_MIGRATIONS = {
+    2: """
+CREATE TABLE reviews (                  -- reviewers' decisions on flags: every decision kept, the latest counts
+    review_id INTEGER PRIMARY KEY,
+    call_id TEXT NOT NULL,              -- no cascade: a call analysed again keeps its decisions
+    rule TEXT NOT NULL,                 -- a flag is known by its rule and start, which survive re-analysis
+    start_s REAL NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('confirmed', 'dismissed')),
+    note TEXT NOT NULL DEFAULT '',
+    reviewer TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX reviews_call ON reviews (call_id, rule, start_s);
+""",
+}
+REVIEW_DECISIONS = ("confirmed", "dismissed")
+
 
 class StoreError(Exception):
     """A store that cannot be opened or used; the message says why."""
@@ -191,7 +209,14 @@ class Store:
             tables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise StoreError(f"{self.path} is an SQLite database of something else, not an analyzer store")
-            self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {STORE_VERSION}; COMMIT;")
+            self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = 1; COMMIT;")
+            version = 1
+        if version < STORE_VERSION:
+            if readonly:
+                raise StoreError(f"the store {self.path} is from an older analyzer: open it once for writing "
+                                 "(any `analyzer analyze --store` run, or `analyzer serve` without --read-only)")
+            for step in range(version + 1, STORE_VERSION + 1):
+                self.db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[step]} PRAGMA user_version = {step}; COMMIT;")
 
     def close(self) -> None:
         self.db.close()
@@ -318,6 +343,28 @@ class Store:
             (call_id, speaker, p.role, p.talk_time_s, p.talk_share, p.speech_rate_cps, p.turns, p.interruptions_made,
              p.interrupted, p.response_latency_s, p.responses) for speaker, p in result.metrics.parties.items()])
 
+    def record_review(self, call_id: str, flag: int, decision: str, note: str, reviewer: str) -> dict:
+        """A reviewer's decision on one flag of a stored call."""
+        if decision not in REVIEW_DECISIONS:
+            raise ValueError(f"a decision is one of {', '.join(REVIEW_DECISIONS)} (got {decision!r})")
+        if not reviewer.strip():
+            raise ValueError("a decision needs the reviewer's name")
+        row = self.db.execute("SELECT rule, start_s FROM flags WHERE call_id = ? AND flag = ?",
+                              (call_id, flag)).fetchone()
+        if row is None:
+            raise KeyError(f"no flag {flag} in call {call_id}")
+        review = {"call_id": call_id, "rule": row["rule"], "start_s": row["start_s"], "decision": decision,
+                  "note": note.strip(), "reviewer": reviewer.strip(), "at": now()}
+        with self.transaction():
+            self.db.execute("INSERT INTO reviews (call_id, rule, start_s, decision, note, reviewer, at) "
+                            "VALUES (:call_id, :rule, :start_s, :decision, :note, :reviewer, :at)", review)
+        return review
+
+    def reviews(self, call_id: str) -> dict[tuple[str, float], dict]:
+        """(rule, start_s) → the latest decision on that flag of the call."""
+        rows = self.db.execute("SELECT * FROM reviews WHERE call_id = ? ORDER BY review_id", (call_id,))
+        return {(row["rule"], row["start_s"]): dict(row) for row in rows}
+
     # --- reading ------------------------------------------------------------------------------------------
 
     def count(self, table: str = "calls") -> int:
@@ -325,7 +372,8 @@ class Store:
 
     def rows(self, table: str) -> Iterator[dict]:
         """Every row of a table, in key order."""
-        order = {"runs": "run_id", "failures": "failure_id", "calls": "call_id"}.get(table, "call_id, 2")
+        order = {"runs": "run_id", "failures": "failure_id", "calls": "call_id", "reviews": "review_id"}.get(
+            table, "call_id, 2")
         for row in self.db.execute(f"SELECT * FROM {_table(table)} ORDER BY {order}"):
             yield dict(row)
 
@@ -333,7 +381,7 @@ class Store:
         return [row[1] for row in self.db.execute(f"PRAGMA table_info({_table(table)})")]
 
 
-TABLES = ("calls", "speakers", "turns", "flags", "timelines", "metrics", "failures", "runs")
+TABLES = ("calls", "speakers", "turns", "flags", "timelines", "metrics", "reviews", "failures", "runs")
 
 
 def _table(name: str) -> str:

