@@ -207,9 +207,14 @@ def _release_freed_memory() -> None:
 
 def fingerprint(described: dict, metadata: dict) -> str:
     """What a stored result depends on: analyzer version, models, settings that change results (not the thread
-    count), and the call's metadata. A stored call with another fingerprint is analysed again."""
+    count), and the call's metadata. A stored call with another fingerprint is analysed again.
+
+    The CPU's int8 library is left out: it moves Whisper's output a little, but an archive is not analysed
+    again because a rerun lands on a machine of another make (the result records which it was)."""
     params = {k: v for k, v in described["params"].items() if k not in ("cpu_threads", "layout")}
-    content = {"analyzer": __version__, "models": described["models"], "params": params, "metadata": metadata}
+    models = {**described["models"]}
+    models["asr"] = {k: v for k, v in models["asr"].items() if k != "cpu_int8_gemm"}
+    content = {"analyzer": __version__, "models": models, "params": params, "metadata": metadata}
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 

@@ -26,7 +26,7 @@ class Models:
     def describe(self) -> dict:
         return {
             "asr": {"name": self.whisper.name, "backend": self.whisper.backend, "path": self.whisper.path,
-                    "sha256": self.whisper.sha256},
+                    "sha256": self.whisper.sha256, "cpu_int8_gemm": self.whisper.cpu_int8_gemm},
             **self.diarizer.describe(),
             "text_classifier": {"name": self.classifier.name, "path": str(self.classifier.path)},
             "vad": {"name": "silero VAD v6 (faster-whisper assets)"},

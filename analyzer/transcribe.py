@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
 import shutil
 from difflib import SequenceMatcher
@@ -73,6 +74,7 @@ class Whisper:
     name: str
     path: str                           # the weights file or directory
     sha256: str                         # of the weights file
+    cpu_int8_gemm: str | None = None    # see cpu_int8_gemm
 
 
 def load(config: Config) -> Whisper:
@@ -94,7 +96,30 @@ def load(config: Config) -> Whisper:
         cpu_threads=config.cpu_threads,
         local_files_only=True,
     )
-    return Whisper(model, "faster-whisper", name, str(path / "model.bin"), sha256)
+    return Whisper(model, "faster-whisper", name, str(path / "model.bin"), sha256,
+                   cpu_int8_gemm(config.resolved_device(), config.resolved_compute_type()))
+
+
+def cpu_int8_gemm(device: str, compute_type: str) -> str | None:
+    """Which library does CTranslate2's int8 matrix products on this CPU, or None where that is not int8 on a CPU.
+
+    CTranslate2 takes Intel MKL on Intel CPUs (or wherever CT2_USE_MKL=1) and oneDNN on other x86 CPUs. The two
+    round differently, which moves Whisper's output a little: on asr_zh, MKL 13.9% / 26.7% CER (16 / 8 kHz),
+    oneDNN on an AMD AVX2 CPU 15.5% / 29.4% (MKL on that CPU ran 4x slower). Recorded so that a difference
+    between two runs of the same model can be traced to the machine.
+    """
+    if device != "cpu" or not compute_type.startswith("int8"):
+        return None
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "Ruy"
+    wanted = os.environ.get("CT2_USE_MKL", "").strip().lower()
+    if wanted:
+        return "MKL" if wanted in ("1", "true", "on", "yes") else "oneDNN"
+    try:
+        intel = "GenuineIntel" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        intel = "intel" in platform.processor().lower()
+    return "MKL" if intel else "oneDNN"
 
 
 def resolve_faster(config: Config) -> tuple[Path, str]:

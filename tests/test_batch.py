@@ -18,6 +18,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from analyzer import batch
 from analyzer.audio import SAMPLE_RATE, load
 from analyzer.export import pseudonym, redact
 from analyzer.result import CallResult
@@ -256,3 +257,11 @@ def test_redaction_removes_each_kind_of_personal_data(said, label):
                                   "还款金额是1200元"])
 def test_redaction_keeps_ordinary_speech(said):
     assert redact(said) == said
+
+
+def test_a_machine_of_another_make_does_not_make_a_call_new():
+    def described(gemm, beam):
+        return {"models": {"asr": {"name": "whisper-base", "cpu_int8_gemm": gemm}}, "params": {"beam_size": beam}}
+
+    assert batch.fingerprint(described("MKL", 5), {}) == batch.fingerprint(described("oneDNN", 5), {})
+    assert batch.fingerprint(described("MKL", 5), {}) != batch.fingerprint(described("MKL", 1), {})

@@ -30,3 +30,14 @@ def test_a_ctranslate2_directory_by_path(tmp_path, config):
 def test_a_path_that_is_not_a_model_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a Whisper model directory"):
         transcribe.load(Config(whisper_model=str(tmp_path)))
+
+
+def test_the_cpu_int8_library_is_recorded(models, monkeypatch):
+    """Where CTranslate2's int8 products run (MKL or oneDNN) changes Whisper's output a little: the result says."""
+    assert models.describe()["asr"]["cpu_int8_gemm"] == transcribe.cpu_int8_gemm("cpu", "int8")
+    monkeypatch.setenv("CT2_USE_MKL", "1")
+    assert transcribe.cpu_int8_gemm("cpu", "int8") in ("MKL", "Ruy")
+    monkeypatch.setenv("CT2_USE_MKL", "0")
+    assert transcribe.cpu_int8_gemm("cpu", "int8") in ("oneDNN", "Ruy")
+    assert transcribe.cpu_int8_gemm("cpu", "float32") is None
+    assert transcribe.cpu_int8_gemm("cuda", "int8") is None

@@ -11,7 +11,7 @@ from analyzer import CallResult
 from analyzer.evaluate import cer
 from analyzer.result import SCHEMA
 
-from conftest import ASR_DRIFT, SAMPLE_IDS, role_of_time, truth
+from conftest import ONEDNN_OUTPUT, SAMPLE_IDS, role_of_time, truth
 
 # Whisper base on the 8 kHz synthetic calls (see README): 8-19% per call, the same on every run (fixed seed).
 # Small changes to the audio a stage passes on move a call's CER by 2-3 points, hence the headroom.
@@ -59,7 +59,7 @@ def test_no_turn_spans_a_speaker_change(sample_results, call_id, request):
     Whisper's word timestamps are good to about 0.2 s, so each word is placed by the middle 0.2 s of it.
     """
     if call_id == "call_01_compliant":
-        request.applymarker(ASR_DRIFT)
+        request.applymarker(ONEDNN_OUTPUT)
     result, script = sample_results[call_id], truth(call_id)
     for turn in result.turns:
         for word in turn.words:

@@ -10,14 +10,15 @@ from analyzer import transcribe, vad
 from analyzer.audio import load
 from analyzer.evaluate import cer
 
-from conftest import ASR_DRIFT, SHARED, needs_shared
+from conftest import INT8_GEMM, SHARED, needs_shared
 
-# Measured 13.9% at 16 kHz and 26.2% at 8 kHz (benchmarks/asr_cer.py); these bars catch regressions.
-MAX_CER = {"wav": 0.16, "wav_8k": 0.29}
+# Measured (benchmarks/asr_cer.py) with MKL's int8 13.9% at 16 kHz and 26.2-26.7% at 8 kHz, with oneDNN's 15.5% and
+# 29.4% (conftest.INT8_GEMM); these bars catch regressions.
+MAX_CER = {"wav": 0.16, "wav_8k": 0.31 if INT8_GEMM == "oneDNN" else 0.29}
 
 
 @needs_shared
-@pytest.mark.parametrize("key", ["wav", pytest.param("wav_8k", marks=ASR_DRIFT)])
+@pytest.mark.parametrize("key", ["wav", "wav_8k"])
 def test_cer_on_real_mandarin(models, config, key):
     root = SHARED / "data/asr_zh"
     rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
