@@ -30,7 +30,14 @@ TOKEN_COOKIE = "analyzer_token"
 AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
                ".aac": "audio/aac", ".ogg": "audio/ogg", ".opus": "audio/ogg", ".flac": "audio/flac",
                ".webm": "audio/webm", ".amr": "audio/amr", ".wma": "audio/x-ms-wma"}
-STATUSES = ("to review", "in progress", "reviewed", "no flags")
+# a call's review status, in the order the queue offers them, as a condition on the queue's columns
+_STATUS_SQL = {
+    "to review": "flags > 0 AND decided = 0",
+    "in progress": "decided > 0 AND decided < flags",
+    "reviewed": "flags > 0 AND decided = flags",
+    "no flags": "flags = 0",
+}
+STATUSES = tuple(_STATUS_SQL)
 CHART_WIDTH, CHART_HEIGHT = 1000, 220
 
 _QUEUE = """
@@ -107,7 +114,32 @@ def create_app(store_path: str | Path, readonly: bool = False, token: str | None
                       pages=max(1, -(-matched // PAGE_SIZE)), filters=filters, counts=counts, statuses=STATUSES,
                       priorities=list(PRIORITY_RANK))
 
-    @app.get("/calls/{call_id}", response_class=HTMLResponse)
+    # call ids may hold "/" (a manifest's ids often do), so they match as paths; the routes with a suffix come
+    # first, or the call page would take them
+    @app.get("/calls/{call_id:path}/audio")
+    def audio(call_id: str):
+        with lock:
+            row = store.db.execute("SELECT path FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        if row is None:
+            raise HTTPException(404, f"no call {call_id!r} in the store")
+        path = Path(row["path"])
+        if not path.is_file():
+            raise HTTPException(404, f"the recording is no longer at {path}")
+        return FileResponse(path, media_type=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+
+    @app.post("/calls/{call_id:path}/flags/{flag}/review")
+    def review(call_id: str, flag: int, decision: Decision):
+        if readonly:
+            raise HTTPException(403, "this review app is read-only")
+        with lock:
+            try:
+                return store.record_review(call_id, flag, decision.decision, decision.note, decision.reviewer)
+            except KeyError as error:
+                raise HTTPException(404, str(error.args[0])) from None
+            except ValueError as error:
+                raise HTTPException(400, str(error)) from None
+
+    @app.get("/calls/{call_id:path}", response_class=HTMLResponse)
     def call_page(call_id: str):
         with lock:
             try:
@@ -120,39 +152,8 @@ def create_app(store_path: str | Path, readonly: bool = False, token: str | None
         return render("call.html", call=result, decisions=decisions, flagged_turns=flagged_turns,
                       chart=_chart(result))
 
-    @app.get("/calls/{call_id}/audio")
-    def audio(call_id: str):
-        with lock:
-            row = store.db.execute("SELECT path FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-        if row is None:
-            raise HTTPException(404, f"no call {call_id!r} in the store")
-        path = Path(row["path"])
-        if not path.is_file():
-            raise HTTPException(404, f"the recording is no longer at {path}")
-        return FileResponse(path, media_type=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"))
-
-    @app.post("/calls/{call_id}/flags/{flag}/review")
-    def review(call_id: str, flag: int, decision: Decision):
-        if readonly:
-            raise HTTPException(403, "this review app is read-only")
-        with lock:
-            try:
-                return store.record_review(call_id, flag, decision.decision, decision.note, decision.reviewer)
-            except KeyError as error:
-                raise HTTPException(404, str(error.args[0])) from None
-            except ValueError as error:
-                raise HTTPException(400, str(error)) from None
-
     app.state.store = store
     return app
-
-
-_STATUS_SQL = {
-    "no flags": "flags = 0",
-    "to review": "flags > 0 AND decided = 0",
-    "in progress": "decided > 0 AND decided < flags",
-    "reviewed": "flags > 0 AND decided = flags",
-}
 
 
 def _status(flags: int, decided: int) -> str:

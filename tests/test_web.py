@@ -178,6 +178,24 @@ def test_what_was_said_is_escaped(own_store, sample_results):
     assert "<img src=x" not in page
 
 
+def test_a_call_id_with_slashes_opens(own_store, sample_results):
+    """Manifest call ids are often paths (2026-11/agent7/call 1): the page, its audio and its decisions work."""
+    foldered = copy.deepcopy(sample_results["call_02_abusive"])
+    foldered.call_id = "2026-11/agent7/call 1"
+    foldered.source.sha256 = "1" * 64
+    with Store(own_store) as store:
+        store.save(foldered, "tests", None)
+    client = TestClient(create_app(own_store))
+    queue = client.get("/").text
+    assert 'href="/calls/2026-11/agent7/call%201"' in queue
+    page = client.get("/calls/2026-11/agent7/call%201")
+    assert page.status_code == 200 and 'src="/calls/2026-11/agent7/call%201/audio"' in page.text
+    assert client.get("/calls/2026-11/agent7/call%201/audio").headers["content-type"] == "audio/wav"
+    saved = client.post("/calls/2026-11/agent7/call%201/flags/0/review", json={"decision": "confirmed", "reviewer": "a"})
+    assert saved.status_code == 200
+    assert client.get("/calls/2026-11/agent7").status_code == 404
+
+
 def test_decisions_are_checked(client):
     url = "/calls/call_02_abusive/flags/0/review"
     assert client.post(url, json={"decision": "maybe", "reviewer": "a"}).status_code == 422
