@@ -35,10 +35,14 @@ class MultiTaskClassifier(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 heads: list[str] | None = None) -> dict[str, torch.Tensor]:
         """Logits of the requested heads (all by default) from one encoder pass."""
+        pooled = self.dropout(self.pool(input_ids, attention_mask))
+        return {name: self.heads[name](pooled) for name in (heads or list(self.heads))}
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's output averaged over each text's tokens: what the heads read."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1))
-        return {name: self.heads[name](pooled) for name in (heads or list(self.heads))}
+        return (hidden * mask).sum(1) / mask.sum(1)
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int = MAX_LENGTH) -> dict:

@@ -2,7 +2,7 @@
 (written apart from the rules and from the classifier's training text), with the rulebook's classifier-only and
 lexicon-only variants beside it.
 
-    python benchmarks/flags_eval.py [--rules FILE] [--set development|development_2|heldout] [--errors]
+    python benchmarks/flags_eval.py [--rules FILE] [--classifier DIR] [--set development|development_2|heldout] [--errors]
 
 Each utterance is scored as a one-turn call of its role; a category counts as found when any rule of it fires.
 The development sets are those the rules were revised against; `heldout` (heldout.jsonl) is not, and its errors
@@ -31,6 +31,7 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rules", type=Path, help="a rulebook file (default: the installed one)")
+    parser.add_argument("--classifier", type=Path, help="a text classifier directory (default: the installed one)")
     parser.add_argument("--set", choices=list(SETS), default="heldout", dest="which")
     parser.add_argument("--errors", action="store_true",
                         help="list the rulebook's misses and false alarms (development sets only)")
@@ -38,7 +39,7 @@ def main() -> None:
     text = (DATA / SETS[args.which]).read_text(encoding="utf-8")
     items = [json.loads(line) for line in text.splitlines() if line.strip()]
     turns = [Turn(0.0, 5.0, "S1", item["role"], item["text"], [Word(0.0, 5.0, item["text"], 1.0)]) for item in items]
-    classify.annotate(turns, classify.Classifier())
+    classify.annotate(turns, classify.Classifier(args.classifier))
     rulebook = flags.load(args.rules)
 
     print(f"{args.which}: {len(items)} utterances; rulebook {rulebook.name} {rulebook.version}\n")

@@ -12,7 +12,7 @@ from analyzer.batch import count_calls_per_day, read_manifest
 from analyzer.cli import main
 from analyzer.result import Turn, Word
 
-from conftest import ASR_DRIFT, LAYOUTS, SAMPLES, truth
+from conftest import ONEDNN_OUTPUT, LAYOUTS, SAMPLES, truth
 
 # what the scripts' acts mean as flag categories (urgency, empathy, distress, anger … are not flagged)
 CATEGORY_OF_ACT = {"threat_legal": "threat", "threat_third_party": "third_party", "insult": "insult",
@@ -32,7 +32,7 @@ def scripted_categories(call_id: str) -> dict[str, list[dict]]:
 @pytest.mark.parametrize(("call_id", "relaid"), LAYOUTS)
 def test_each_sample_gets_the_categories_its_script_says(results, call_id, relaid, request):
     if (call_id, relaid) == ("call_01_compliant", True):
-        request.applymarker(ASR_DRIFT)
+        request.applymarker(ONEDNN_OUTPUT)
     result = results[call_id]
     assert {flag.category for flag in result.flags} == set(scripted_categories(call_id)), result.transcript()
 

@@ -1,0 +1,137 @@
+"""Refit the collector head (or the borrower head too) on the trained encoder with more call text than train.py has.
+
+train.py teaches the role heads from the seed corpus's train split alone (704 utterances). The flag development
+sets in benchmarks/flags_eval (utterances written to test the rulebook: veiled threats, slang, indirect
+farewells, negations and hard negatives) are call text too, labelled by flag category rather than by tactic or
+state. This script keeps the encoder as it is and fits the role heads again on both:
+
+- a seed row allows its one label;
+- a development row with categories allows the labels those categories mean (threat -> threat_legal, the head's
+  one threat label, which the rulebook reads for every kind of threat; third_party -> threat_third_party;
+  insult -> insult; self_harm -> self_harm; hardship -> hardship);
+- a development row with none (neutral talk, negated mentions, hard negatives) allows every label but those.
+
+The loss is minus the log of the probability the head gives the allowed labels together, so a row that allows
+several labels does not have to choose between them. Full batch, Adam, L2 on the weights, started from the
+heads train.py made, seeded: the same inputs give the same heads. The held-out flag set is never read here.
+
+    python models/classifier/role_heads.py [--dev development development_2] [--heads collector borrower]
+                                           [--weights DIR] [--out DIR]
+
+`--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.metrics import f1_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data import BORROWER, COLLECTOR, REPO, seed  # noqa: E402
+
+from analyzer import classify  # noqa: E402
+
+FLAG_SETS = {"development": "utterances.jsonl", "development_2": "development_2.jsonl"}
+FLAG_DIR = REPO / "benchmarks" / "flags_eval"
+LABELS = {"collector": COLLECTOR, "borrower": BORROWER}
+# the head label each flag category means, by role
+CATEGORY_LABEL = {"collector": {"threat": "threat_legal", "third_party": "threat_third_party", "insult": "insult"},
+                  "borrower": {"self_harm": "self_harm", "hardship": "hardship"}}
+STEPS = 600
+LEARNING_RATE = 0.01
+WEIGHT_DECAY = 1e-3
+SEED_WEIGHT = 2.0    # a seed row counts twice: its one exact label keeps the head's finer classes apart
+
+
+def examples(role: str, dev_sets: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts of one role, which of the head's labels each allows, and each one's weight in the loss."""
+    labels = LABELS[role]
+    texts, allowed, weights = [], [], []
+    for example in seed("train"):
+        label = getattr(example, role)
+        if label:
+            texts.append(example.text)
+            allowed.append([name == label for name in labels])
+            weights.append(SEED_WEIGHT)
+    flag_labels = set(CATEGORY_LABEL[role].values())
+    for name in dev_sets:
+        for line in (FLAG_DIR / FLAG_SETS[name]).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else None
+            if not row or row["role"] != role:
+                continue
+            meant = {CATEGORY_LABEL[role][c] for c in row["categories"] if c in CATEGORY_LABEL[role]}
+            texts.append(row["text"])
+            allowed.append([label in meant if meant else label not in flag_labels for label in labels])
+            weights.append(1.0)
+    return texts, np.array(allowed), np.array(weights, dtype=np.float32)
+
+
+def pooled(model, tokenizer, texts: list[str]) -> torch.Tensor:
+    parts = []
+    with torch.no_grad():  # not inference_mode: the features go into a fit
+        for first in range(0, len(texts), classify.BATCH):
+            batch = classify.tokenize(tokenizer, texts[first:first + classify.BATCH])
+            parts.append(model.pool(batch["input_ids"], batch["attention_mask"]))
+    return torch.cat(parts)
+
+
+def fit(head: torch.nn.Linear, features: torch.Tensor, allowed: np.ndarray, weights: np.ndarray) -> None:
+    mask, weights = torch.from_numpy(allowed), torch.from_numpy(weights / weights.sum())
+    optimizer = torch.optim.Adam(head.parameters(), lr=LEARNING_RATE)
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        log_p = torch.log_softmax(head(features), dim=-1)
+        loss = -(weights * torch.logsumexp(log_p.masked_fill(~mask, float("-inf")), dim=-1)).sum()
+        loss = loss + WEIGHT_DECAY * head.weight.pow(2).sum()
+        loss.backward()
+        optimizer.step()
+
+
+def seed_test_f1(model, tokenizer, role: str) -> float:
+    test = [e for e in seed("test") if getattr(e, role)]
+    with torch.inference_mode():
+        logits = model.heads[role](pooled(model, tokenizer, [e.text for e in test]))
+    predicted = [LABELS[role][i] for i in logits.argmax(-1).tolist()]
+    return f1_score([getattr(e, role) for e in test], predicted, average="macro")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dev", nargs="*", choices=list(FLAG_SETS), default=list(FLAG_SETS))
+    # The shipped weights refit the collector head only: refitted the same way, the borrower head found more
+    # self-harm in the development sets but read a garbled wage-delay turn of a sample (我这个夜公司晚发了几天)
+    # as 0.65 self_harm (0.09 before), lifting a calm borrower's stress.
+    parser.add_argument("--heads", nargs="+", choices=list(LABELS), default=["collector"])
+    parser.add_argument("--weights", type=Path, default=classify.bundled_weights())
+    parser.add_argument("--out", type=Path, help="where the weights with the new heads go (default: --weights)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model, tokenizer = classify.load_model(args.weights)
+    before = {role: seed_test_f1(model, tokenizer, role) for role in args.heads}
+    for role in args.heads:
+        texts, allowed, weights = examples(role, args.dev)
+        features = pooled(model, tokenizer, texts)
+        fit(model.heads[role], features, allowed, weights)
+        print(f"{role}: {len(texts)} texts, {int((allowed.sum(axis=1) > 1).sum())} of them allowing several labels")
+    after = {role: seed_test_f1(model, tokenizer, role) for role in args.heads}
+    for role in args.heads:
+        print(f"seed test macro-F1, {role}: {before[role]:.3f} -> {after[role]:.3f}")
+    out = args.out or args.weights
+    if out != args.weights:
+        shutil.copytree(args.weights, out, dirs_exist_ok=True)
+    heads = {k: v.half().contiguous() for k, v in model.heads.state_dict().items()}
+    save_file(heads, out / "heads.safetensors")
+    print(f"heads written to {out / 'heads.safetensors'}")
+
+
+if __name__ == "__main__":
+    main()
