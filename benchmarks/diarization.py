@@ -7,6 +7,8 @@ Scored with pyannote.metrics, overlapped speech included, at collar 0 and at col
 AMI's `mixture.wav` and debug clips within their UEMs, the constructed Mandarin calls at 16 and 8 kHz), and the
 project's samples mixed down to one channel, scored against their scripted turns. Phone calls (the Mandarin rows)
 run as the analyzer runs a call, with two parties at most; the others with the number of speakers found.
+RTF is the whole one-channel speaker stage (silero VAD included, which every recording gets); the last column
+is the time in the diarization models (segmentation, embeddings, clustering) alone.
 """
 
 from __future__ import annotations
@@ -96,15 +98,22 @@ def _item(name, group, wav: Path, reference: Annotation, uem: Timeline | None, c
     return Item(name, group, audio.mono(), reference, uem, call)
 
 
-def analyzer_system():
-    diarizer = Diarizer()
+def analyzer_system(threads: int):
+    diarizer = Diarizer(threads=threads)
 
-    def run(item: Item) -> Annotation:
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        turns = diarizer(*args, **kwargs)
+        timed.seconds += time.perf_counter() - started
+        return turns
+
+    def run(item: Item) -> tuple[Annotation, float]:
         config = Config(num_speakers=2 if item.call else None)
         hypothesis = Annotation()
-        for region in by_voice(item.audio, config, diarizer).regions:
+        timed.seconds = 0.0
+        for region in by_voice(item.audio, config, timed).regions:
             hypothesis[Segment(region.start, region.end), len(hypothesis)] = region.speaker
-        return hypothesis
+        return hypothesis, timed.seconds
 
     return run
 
@@ -115,14 +124,14 @@ def senko_system():
 
     diarizer = Diarizer(device="cpu", warmup=True, quiet=True)
 
-    def run(item: Item) -> Annotation:
+    def run(item: Item) -> tuple[Annotation, None]:
         with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
             soundfile.write(wav.name, item.audio, SAMPLE_RATE, subtype="PCM_16")
             result = diarizer.diarize(wav.name) or {}
         hypothesis = Annotation()
         for segment in result.get("merged_segments") or []:
             hypothesis[Segment(segment["start"], segment["end"]), len(hypothesis)] = segment["speaker"]
-        return hypothesis
+        return hypothesis, None
 
     return run
 
@@ -132,14 +141,16 @@ def score(system, data: list[Item]) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for item in data:
         started = time.perf_counter()
-        hypothesis = system(item)
+        hypothesis, model_seconds = system(item)
         seconds = time.perf_counter() - started
         for group in (item.name, item.group):
             row = rows.setdefault(group, {"metrics": {c: DiarizationErrorRate(collar=c) for c in (0.0, 0.25)},
-                                          "seconds": 0.0, "duration": 0.0})
+                                          "seconds": 0.0, "model_seconds": None, "duration": 0.0})
             for metric in row["metrics"].values():
                 metric(item.reference, hypothesis, uem=item.uem)
             row["seconds"] += seconds
+            if model_seconds is not None:
+                row["model_seconds"] = (row["model_seconds"] or 0.0) + model_seconds
             row["duration"] += item.uem.duration()
     return rows
 
@@ -154,6 +165,7 @@ def summary(row: dict) -> dict:
         "false_alarm": 100 * strict.accumulated_["false alarm"] / total,
         "confusion": 100 * strict.accumulated_["confusion"] / total,
         "rtf": row["seconds"] / row["duration"],
+        "model_rtf": None if row["model_seconds"] is None else row["model_seconds"] / row["duration"],
     }
 
 
@@ -165,15 +177,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = [i for i in items() if not args.only or args.only in i.name]
-    systems = {"analyzer": analyzer_system()}
+    systems = {"analyzer": analyzer_system(args.threads)}
     if not args.no_baseline:
         systems["senko as is"] = senko_system()
     results = {name: score(system, data) for name, system in systems.items()}
 
     names = list(dict.fromkeys([i.name for i in data] + [i.group for i in data]))
     groups = list(dict.fromkeys(i.group for i in data))
-    header = "| data | system | DER % | DER % (collar 0.25) | missed % | false alarm % | confusion % | RTF |"
-    print(header + "\n|" + "---|" * 8)
+    header = ("| data | system | DER % | DER % (collar 0.25) | missed % | false alarm % | confusion % | RTF | "
+              "RTF, diarization models alone |")
+    print(header + "\n|" + "---|" * 9)
     for name in [n for n in names if n in groups] + [n for n in names if n not in groups]:
         for system, rows in results.items():
             if name not in rows:
@@ -181,7 +194,8 @@ def main() -> None:
             s = summary(rows[name])
             label = f"**{name}**" if name in groups else name
             print(f"| {label} | {system} | {s['der']:.1f} | {s['der_collar']:.1f} | {s['missed']:.1f} | "
-                  f"{s['false_alarm']:.1f} | {s['confusion']:.1f} | {s['rtf']:.3f} |")
+                  f"{s['false_alarm']:.1f} | {s['confusion']:.1f} | {s['rtf']:.3f} | "
+                  f"{'' if s['model_rtf'] is None else format(s['model_rtf'], '.3f')} |")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,25 @@ def test_constructed_mandarin_calls(models, name):
 
 
 @needs_shared
+def test_speaker_models_are_exported_once_and_remade_when_damaged(tmp_path):
+    """On a CPU the two speaker models run in onnxruntime from files exported into the cache on first use."""
+    from analyzer.diarize import Diarizer
+
+    diarizer = Diarizer("cpu", tmp_path, threads=1)
+    files = sorted((tmp_path / "models").glob("*.onnx"))
+    assert [f.name.split("-")[0] for f in files] == ["campplus", "segmentation"]
+    assert diarizer.describe()["speaker_embedding"]["runtime"] == "onnxruntime"
+    samples = load(SAMPLES / "call_02_abusive.wav").mono()[: 20 * SAMPLE_RATE]
+    turns = diarizer(samples, expected_speakers=2)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    Diarizer("cpu", tmp_path, threads=1)
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # reused, not exported again
+    files[0].write_bytes(b"not a model")
+    again = Diarizer("cpu", tmp_path, threads=1)
+    assert files[0].stat().st_size > 1_000_000
+    assert again(samples, expected_speakers=2) == turns
+
+
 def test_speaker_count_found_when_left_open(models):
     """pyannote's two-speaker English sample with the count left open: two speakers, DER at collar 0 under 12%."""
     audio = load(DIARIZATION / "pyannote_sample" / "sample.wav")
