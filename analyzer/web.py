@@ -40,15 +40,18 @@ _STATUS_SQL = {
 STATUSES = tuple(_STATUS_SQL)
 CHART_WIDTH, CHART_HEIGHT = 1000, 220
 
-_QUEUE = """
+# every stored call with how many of its flags have a decision, and its review status from those counts
+_QUEUE = f"""
 SELECT * FROM (
-    SELECT c.call_id, c.started_at, c.collector_id, c.borrower_id, c.duration_s, c.risk, c.review_priority,
-           c.priority_rank, c.flags, c.flag_categories, c.analyzed_at, c.collector_pressure_max,
-           c.borrower_stress_max,
-           (SELECT count(*) FROM flags f WHERE f.call_id = c.call_id AND EXISTS (
-               SELECT 1 FROM reviews r WHERE r.call_id = f.call_id AND r.rule = f.rule AND r.start_s = f.start_s))
-               AS decided
-    FROM calls c)
+    SELECT *, CASE {" ".join(f"WHEN {sql} THEN '{status}'" for status, sql in _STATUS_SQL.items())} END AS status
+    FROM (
+        SELECT c.call_id, c.started_at, c.collector_id, c.borrower_id, c.duration_s, c.risk, c.review_priority,
+               c.priority_rank, c.flags, c.flag_categories, c.analyzed_at, c.collector_pressure_max,
+               c.borrower_stress_max,
+               (SELECT count(*) FROM flags f WHERE f.call_id = c.call_id AND EXISTS (
+                   SELECT 1 FROM reviews r WHERE r.call_id = f.call_id AND r.rule = f.rule AND r.start_s = f.start_s))
+                   AS decided
+        FROM calls c))
 """
 
 
@@ -98,7 +101,8 @@ def create_app(store_path: str | Path, readonly: bool = False, token: str | None
         if status:
             if status not in STATUSES:
                 raise HTTPException(400, f"status is one of: {', '.join(STATUSES)}")
-            where.append(_STATUS_SQL[status])
+            where.append("status = ?")
+            params.append(status)
         condition = f" WHERE {' AND '.join(where)}" if where else ""
         page = max(1, page)
         with lock:
@@ -107,7 +111,7 @@ def create_app(store_path: str | Path, readonly: bool = False, token: str | None
                 f"{_QUEUE}{condition} ORDER BY priority_rank DESC, risk DESC, call_id LIMIT ? OFFSET ?",
                 [*params, PAGE_SIZE, (page - 1) * PAGE_SIZE]).fetchall()
             counts = _counts(store)
-        calls = [{**dict(row), "status": _status(row["flags"], row["decided"])} for row in rows]
+        calls = [dict(row) for row in rows]
         filters = {"category": category, "collector": collector, "date": date, "status": status}
         query = urlencode({k: v for k, v in filters.items() if v})
         return render("queue.html", calls=calls, matched=matched, page=page, query=query,
@@ -156,17 +160,11 @@ def create_app(store_path: str | Path, readonly: bool = False, token: str | None
     return app
 
 
-def _status(flags: int, decided: int) -> str:
-    if not flags:
-        return "no flags"
-    return "to review" if not decided else "reviewed" if decided >= flags else "in progress"
-
-
 def _counts(store: Store) -> dict:
     db = store.db
     priorities = dict(db.execute("SELECT review_priority, count(*) FROM calls GROUP BY review_priority").fetchall())
-    statuses = {status: db.execute(f"SELECT count(*) FROM ({_QUEUE}) WHERE {sql}").fetchone()[0]
-                for status, sql in _STATUS_SQL.items()}
+    counted = dict(db.execute(f"SELECT status, count(*) FROM ({_QUEUE}) GROUP BY status").fetchall())
+    statuses = {status: counted.get(status, 0) for status in STATUSES}
     categories = dict(db.execute("SELECT category, count(DISTINCT call_id) FROM flags GROUP BY category "
                                  "ORDER BY 2 DESC").fetchall())
     collectors = [row[0] for row in db.execute("SELECT DISTINCT collector_id FROM calls WHERE collector_id IS NOT "

@@ -23,7 +23,8 @@ SAMPLE_IDS = sorted(p.name[: -len(".truth.json")] for p in SAMPLES.glob("*.truth
 # two round differently (transcribe.cpu_int8_gemm). The samples' tests were written against MKL's output; with
 # oneDNN (measured on an AMD AVX2 CPU) one reply in call_01 is timed 0.5 s early and 工资晚发 is heard as 工资码发
 # in call_01's mono copy, so those cases are expected to fail there (they pass with CT2_USE_MKL=1 on that CPU).
-INT8_GEMM = cpu_int8_gemm(Config().resolved_device(), Config().resolved_compute_type())
+_DEFAULTS = Config()
+INT8_GEMM = cpu_int8_gemm(_DEFAULTS.resolved_device(), _DEFAULTS.resolved_compute_type())
 ONEDNN_OUTPUT = pytest.mark.xfail(INT8_GEMM == "oneDNN", strict=False,
                                   reason="Whisper's output with oneDNN's int8 (see conftest.INT8_GEMM)")
 
