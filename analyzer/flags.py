@@ -31,8 +31,12 @@ RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all",
              "window", "call"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
+# grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死
+FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它")
+# nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
+WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们人子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
-NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过)*"
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被)*"
                          r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
 
 
@@ -247,7 +251,8 @@ def _find_exact(text: str, word: str) -> list[int]:
 
 
 def _find_by_pinyin(text: str, word: str) -> list[int]:
-    """Where `word` is written with other characters that sound alike (at least half of them exact)."""
+    """Where `word` is written with other characters that sound alike: at least half of them exact (for a word of
+    two, the exact one more than a common character) and none of the others a function character."""
     target = [_sounds(c) for c in word]
     found = []
     for start in range(len(text) - len(word) + 1):
@@ -255,6 +260,10 @@ def _find_by_pinyin(text: str, word: str) -> list[int]:
         exact = sum(a == b for a, b in zip(window, word))
         if exact == len(word) or exact * 2 < len(word):
             continue                    # exact matches are found already; too few exact characters
+        if any(a != b and a in FUNCTION_CHARACTERS for a, b in zip(window, word)):
+            continue
+        if len(word) == 2 and all(a != b or a in WEAK_ANCHORS for a, b in zip(window, word)):
+            continue
         if all(_sounds(c) & t for c, t in zip(window, target)):
             found.append(start)
     return found

@@ -2,7 +2,8 @@
 (written apart from the rules and from the classifier's training text), with the rulebook's classifier-only and
 lexicon-only variants beside it.
 
-    python benchmarks/flags_eval.py [--rules FILE] [--classifier DIR] [--set development|development_2|heldout] [--errors]
+    python benchmarks/flags_eval.py [--rules FILE] [--classifier DIR] [--errors]
+                                    [--set heldout|development|development_2|development_3]
 
 Each utterance is scored as a one-turn call of its role; a category counts as found when any rule of it fires.
 The development sets are those the rules were revised against; `heldout` (heldout.jsonl) is not, and its errors
@@ -18,7 +19,8 @@ from pathlib import Path
 from analyzer import classify, flags
 from analyzer.result import Turn, Word
 
-SETS = {"development": "utterances.jsonl", "development_2": "development_2.jsonl", "heldout": "heldout.jsonl"}
+SETS = {"development": "utterances.jsonl", "development_2": "development_2.jsonl", "development_3": "development_3.jsonl",
+        "heldout": "heldout.jsonl"}
 DATA = Path(__file__).resolve().parent / "flags_eval"
 CATEGORIES = ("threat", "third_party", "insult", "self_harm", "hardship")
 VARIANTS = {
