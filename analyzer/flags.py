@@ -27,6 +27,7 @@ SEVERITY_WEIGHTS = {"low": 0.3, "medium": 0.6, "high": 0.9, "critical": 1.0}
 ROLES = ("collector", "borrower", "unknown")
 TEXT_KINDS = ("lexicon", "regex")
 CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
+RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "exceptions", "lexicons", "rules"}
 RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "confidence", "negatable",
              "window", "call"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
@@ -36,7 +37,7 @@ FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就�
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们人子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
-NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被)*"
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到)*"
                          r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
 
 
@@ -76,6 +77,7 @@ class Rulebook:
     rules: list[Rule]
     path: str
     sha256: str = ""                  # of the rules as read (comments and layout aside): an edit reprocesses calls
+    exceptions: list[str] = field(default_factory=list)   # phrases inside which no word counts (跳楼价)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules),
@@ -91,7 +93,7 @@ class Rulebook:
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
                 rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
         return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
-                        self.path, self.sha256)
+                        self.path, self.sha256, self.exceptions)
 
 
 def default_path() -> Path:
@@ -211,7 +213,8 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
 
 
 def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
-    """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人)."""
+    """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人) or inside an
+    exception phrase (跳楼价)."""
     negated = False
     for rule in rulebook.rules:
         if rule.category != category:
@@ -227,7 +230,8 @@ def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
 
 def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
                   confidence: float) -> tuple[list[_Match], bool]:
-    """The condition's un-negated matches in `text`, and whether any match was negated."""
+    """The condition's matches in `text` that are neither negated nor inside an exception phrase, and whether any
+    match was set aside for either reason."""
     if condition.kind == "regex":
         spans = [(m.start(), m.end(), confidence) for m in condition.value.finditer(text) if m.end() > m.start()]
     else:
@@ -237,9 +241,10 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
             if len(word) >= 2:
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
+    shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
     kept, negated = [], False
     for start, end, worth in spans:
-        if _is_negated(text, start, rulebook):
+        if _is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
@@ -253,7 +258,7 @@ def _find_exact(text: str, word: str) -> list[int]:
 def _find_by_pinyin(text: str, word: str) -> list[int]:
     """Where `word` is written with other characters that sound alike: at least half of them exact (for a word of
     two, the exact one more than a common character) and none of the others a function character."""
-    target = [_sounds(c) for c in word]
+    target = _word_sounds(word)
     found = []
     for start in range(len(text) - len(word) + 1):
         window = text[start:start + len(word)]
@@ -264,16 +269,27 @@ def _find_by_pinyin(text: str, word: str) -> list[int]:
             continue
         if len(word) == 2 and all(a != b or a in WEAK_ANCHORS for a, b in zip(window, word)):
             continue
-        if all(_sounds(c) & t for c, t in zip(window, target)):
+        if all(a == b or (t and _sound(a) == t) for a, b, t in zip(window, word, target)):
             found.append(start)
     return found
 
 
+# One reading each, not every reading a dictionary lists: ASR writes a sound-alike by its usual reading, and the
+# rare ones make false matches (不 is also read fou, so 号不 would sound like 号服; 拘 also gou, so 被狗 like 被拘).
 @lru_cache(maxsize=8192)
-def _sounds(character: str) -> frozenset[str]:
-    """Every toneless reading of a character, folded over the confusions of telephone speech and accents."""
-    readings = pinyin(character, style=Style.NORMAL, heteronym=True, errors=lambda _: [""])[0]
-    return frozenset(_fold(r) for r in readings if r and r.isalpha())
+def _sound(character: str) -> str:
+    """A character's usual toneless reading, folded over the confusions of telephone speech and accents."""
+    reading = pinyin(character, style=Style.NORMAL, errors=lambda _: [""])[0][0]
+    return _fold(reading) if reading.isalpha() else ""
+
+
+@lru_cache(maxsize=4096)
+def _word_sounds(word: str) -> tuple[str, ...]:
+    """A lexicon word's reading character by character, as the phrase is read (长 in 家长 is zhang)."""
+    readings = pinyin(word, style=Style.NORMAL, errors=lambda chunk: [""] * len(chunk))
+    if len(readings) != len(word):
+        return tuple(_sound(c) for c in word)
+    return tuple(_fold(r[0]) if r[0].isalpha() else "" for r in readings)
 
 
 def _fold(syllable: str) -> str:
@@ -380,6 +396,9 @@ def _build(data: dict, path: Path) -> Rulebook:
         raise RulebookError(f"{path}:{line}: {message}")
 
     top = data.get("__line__", 1)
+    unknown = set(data) - RULEBOOK_KEYS - {"__line__"}
+    if unknown:
+        fail(top, f"unknown key(s) {sorted(unknown)}: a rulebook has {sorted(RULEBOOK_KEYS)}")
     for key in ("rulebook", "version", "rules"):
         if not data.get(key):
             fail(top, f"`{key}` is missing")
@@ -391,7 +410,8 @@ def _build(data: dict, path: Path) -> Rulebook:
             fail(data["lexicons"]["__line__"], f"lexicon `{name}` must be a list of words")
         lexicons[name] = words
     negations, clause_negations = data.get("negations") or [], data.get("clause_negations") or []
-    for key, words in (("negations", negations), ("clause_negations", clause_negations)):
+    exceptions = data.get("exceptions") or []
+    for key, words in (("negations", negations), ("clause_negations", clause_negations), ("exceptions", exceptions)):
         if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
             fail(top, f"`{key}` must be a list of words")
     if not isinstance(data["rules"], list):
@@ -407,7 +427,7 @@ def _build(data: dict, path: Path) -> Rulebook:
         rules.append(rule)
     content = json.dumps(_without_lines(data), ensure_ascii=False, sort_keys=True, default=str)
     return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, clause_negations, rules,
-                    str(path), hashlib.sha256(content.encode()).hexdigest())
+                    str(path), hashlib.sha256(content.encode()).hexdigest(), exceptions)
 
 
 def _without_lines(value):

@@ -79,6 +79,8 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("今天就给你老婆和单位领导打电话", "collector", "third_party"),
     ("有时候觉得活着也没什么意思，不如死了算了", "borrower", "self_harm"),
     ("三个月前被公司裁员了，一分钱收入都没有", "borrower", "hardship"),
+    ("我连后事都安排好了，活着还有什么意思", "borrower", "self_harm"),
+    ("你老婆孩子出门最好小心点", "collector", "third_party"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -94,6 +96,11 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("累死了，今天加班到十点", "borrower"),
     ("你们都是骗子", "borrower"),                                   # a borrower's abuse is not a collector violation
     ("您可以和家人商量一下还款计划", "collector"),
+    ("跳楼价甩卖的那批货卖完了，钱马上到", "borrower"),                 # an exception phrase: a price, not a fall
+    ("我不想活成我爸那样，所以肯定会还", "borrower"),
+    ("我还没到活不下去的地步", "borrower"),
+    ("刚才信号不好，听不清", "collector"),                          # 号不 is not 号服 (不 is rarely read fou)
+    ("我先进去是吧？好，我去排队", "borrower"),                      # 去是 is not 去死
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -164,6 +171,10 @@ def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
      ":1:", "`version` is missing"),
     ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
      "    any:\n      - act: threat_legal\n        min: 2\n", ":8:", "probability"),
+    ("rulebook: x\nversion: '1'\nexception: [跳楼价]\nrules:\n  - id: a\n    category: threat\n"
+     "    severity: high\n    any:\n      - regex: x\n", ":1:", "unknown key(s) ['exception']"),
+    ("rulebook: x\nversion: '1'\nexceptions: 跳楼价\nrules:\n  - id: a\n    category: threat\n"
+     "    severity: high\n    any:\n      - regex: x\n", ":1:", "`exceptions` must be a list of words"),
 ])
 def test_a_malformed_rulebook_is_rejected_with_line_and_reason(tmp_path, text, where, reason):
     path = tmp_path / "bad.yaml"
