@@ -35,7 +35,7 @@ CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 # grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死
 FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它")
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
-WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们人子家大小一上下")
+WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
 NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到)*"
                          r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
@@ -214,7 +214,7 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
 
 def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
     """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人) or inside an
-    exception phrase (跳楼价)."""
+    exception phrase (跳楼价), or holds an exception phrase and none of the words (忙得要死)."""
     negated = False
     for rule in rulebook.rules:
         if rule.category != category:
@@ -225,7 +225,7 @@ def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
                 if kept and not was_negated and condition in rule.any:
                     return False
                 negated |= was_negated
-    return negated
+    return negated or any(phrase in text for phrase in rulebook.exceptions)
 
 
 def _text_matches(rulebook: Rulebook, condition: Condition, text: str,

@@ -101,6 +101,8 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我还没到活不下去的地步", "borrower"),
     ("刚才信号不好，听不清", "collector"),                          # 号不 is not 号服 (不 is rarely read fou)
     ("我先进去是吧？好，我去排队", "borrower"),                      # 去是 is not 去死
+    ("我忙得要死，你们一天打八遍", "borrower"),                      # an exception phrase vetoes the classifier too
+    ("我们公司明确规定不允许上门催收", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
