@@ -27,8 +27,9 @@ SEVERITY_WEIGHTS = {"low": 0.3, "medium": 0.6, "high": 0.9, "critical": 1.0}
 ROLES = ("collector", "borrower", "unknown")
 TEXT_KINDS = ("lexicon", "regex")
 CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
-RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "exceptions", "lexicons", "rules"}
-RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "confidence", "negatable",
+RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "exceptions", "retractions", "lexicons",
+                 "rules"}
+RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "none", "confidence", "negatable",
              "window", "call"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
@@ -61,6 +62,7 @@ class Rule:
     description: str
     any: list[Condition] = field(default_factory=list)
     all: list[Condition] = field(default_factory=list)
+    none: list[Condition] = field(default_factory=list)   # any of these holding keeps the rule from firing
     confidence: float = 0.9
     negatable: bool = True
     window: tuple[float, float] | None = None
@@ -78,6 +80,7 @@ class Rulebook:
     path: str
     sha256: str = ""                  # of the rules as read (comments and layout aside): an edit reprocesses calls
     exceptions: list[str] = field(default_factory=list)   # phrases inside which no word counts (跳楼价)
+    retractions: list[str] = field(default_factory=list)  # phrases taking back the words before them (是气话)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules),
@@ -93,7 +96,7 @@ class Rulebook:
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
                 rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
         return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
-                        self.path, self.sha256, self.exceptions)
+                        self.path, self.sha256, self.exceptions, self.retractions)
 
 
 def default_path() -> Path:
@@ -181,25 +184,21 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
     scores: list[float] = []
 
     def holds(condition: Condition) -> bool:
+        held, matches, score = _holds(rulebook, condition, turns, index, rule.confidence)
         if condition.kind in TEXT_KINDS:
-            matches = _text_matches(rulebook, condition, turn.text, rule.confidence)[0]
             # a word inside another condition's word is not a second witness (联系 in 联系人)
             matches = [m for m in matches if not any(o.start <= m.start and m.end <= o.end and o != m
                                                      for others in matched for o in others)]
             matched.append(matches)
             return bool(matches)
-        if condition.kind == "other_party":
-            return any(other.speaker != turn.speaker and _text_matches(rulebook, condition.value, other.text, 1.0)[0]
-                       for other in turns)
-        score = turn.acts.get(condition.value, 0.0) if condition.kind == "act" else (turn.offensive or 0.0)
-        if score >= condition.minimum:
+        if held and score is not None:
             scores.append(score)
-            return True
-        return False
+        return held
 
     every = all([holds(c) for c in rule.all])      # evaluate all, so every match is collected as evidence
     some = [holds(c) for c in rule.any]
-    if not every or (rule.any and not any(some)):
+    # a `none` condition vetoes: the classifier's threat in 报案回执可以申请停息 is an offer
+    if not every or (rule.any and not any(some)) or any(_holds(rulebook, c, turns, index, 1.0)[0] for c in rule.none):
         return None
     text_matches = [m for matches in matched for m in matches]
     if scores and not text_matches and rule.negatable and _denied(rulebook, rule.category, turn.text):
@@ -212,9 +211,24 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
                 evidence, round(confidence, 3), index)
 
 
+def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: int,
+           confidence: float) -> tuple[bool, list[_Match], float | None]:
+    """Whether a condition holds in the turn, with its word matches or its classifier score."""
+    turn = turns[index]
+    if condition.kind in TEXT_KINDS:
+        matches = _text_matches(rulebook, condition, turn.text, confidence)[0]
+        return bool(matches), matches, None
+    if condition.kind == "other_party":
+        return any(other.speaker != turn.speaker and _text_matches(rulebook, condition.value, other.text, 1.0)[0]
+                   for other in turns), [], None
+    score = turn.acts.get(condition.value, 0.0) if condition.kind == "act" else (turn.offensive or 0.0)
+    return score >= condition.minimum, [], score
+
+
 def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
-    """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人) or inside an
-    exception phrase (跳楼价), or holds an exception phrase and none of the words (忙得要死)."""
+    """The turn names the category's words only under a negation (我不是骗子; 我们不会联系您家人), inside an
+    exception phrase (跳楼价) or before a retraction (我说不活了是气话), or holds an exception phrase or a
+    retraction and none of the words (忙得要死; 上次说要死要活的，其实是喝多了)."""
     negated = False
     for rule in rulebook.rules:
         if rule.category != category:
@@ -225,13 +239,13 @@ def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
                 if kept and not was_negated and condition in rule.any:
                     return False
                 negated |= was_negated
-    return negated or any(phrase in text for phrase in rulebook.exceptions)
+    return negated or any(phrase in text for phrase in rulebook.exceptions) or bool(_retractions(rulebook, text))
 
 
 def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
                   confidence: float) -> tuple[list[_Match], bool]:
-    """The condition's matches in `text` that are neither negated nor inside an exception phrase, and whether any
-    match was set aside for either reason."""
+    """The condition's matches in `text` that are not negated, inside an exception phrase or taken back by a
+    retraction, and whether any match was set aside for one of these reasons."""
     if condition.kind == "regex":
         spans = [(m.start(), m.end(), confidence) for m in condition.value.finditer(text) if m.end() > m.start()]
     else:
@@ -241,14 +255,32 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
             if len(word) >= 2:
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
+        # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门
+        longer = [(start, start + len(word)) for name, words in rulebook.lexicons.items()
+                  if name != condition.value for word in words for start in _find_exact(text, word)]
+        spans = [(start, end, worth) for start, end, worth in spans
+                 if not any(a <= start and end <= b and b - a > end - start for a, b in longer)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
+    retracted = _retractions(rulebook, text)
     kept, negated = [], False
     for start, end, worth in spans:
-        if _is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields):
+        if (_is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields)
+                or any(_clause_index(text, end) <= clause <= _clause_index(text, end) + 1 for clause in retracted)):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
     return kept, negated
+
+
+def _retractions(rulebook: Rulebook, text: str) -> list[int]:
+    """The clauses (by index) where a retraction phrase begins, itself not negated (不是开玩笑 takes nothing
+    back). A retraction takes back what was said in its clause and the one before it."""
+    return [_clause_index(text, m.start()) for phrase in rulebook.retractions
+            for m in re.finditer(re.escape(phrase), text) if not _is_negated(text, m.start(), rulebook)]
+
+
+def _clause_index(text: str, position: int) -> int:
+    return len(CLAUSE.findall(text, 0, position))
 
 
 def _find_exact(text: str, word: str) -> list[int]:
@@ -410,8 +442,9 @@ def _build(data: dict, path: Path) -> Rulebook:
             fail(data["lexicons"]["__line__"], f"lexicon `{name}` must be a list of words")
         lexicons[name] = words
     negations, clause_negations = data.get("negations") or [], data.get("clause_negations") or []
-    exceptions = data.get("exceptions") or []
-    for key, words in (("negations", negations), ("clause_negations", clause_negations), ("exceptions", exceptions)):
+    exceptions, retractions = data.get("exceptions") or [], data.get("retractions") or []
+    for key, words in (("negations", negations), ("clause_negations", clause_negations), ("exceptions", exceptions),
+                       ("retractions", retractions)):
         if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
             fail(top, f"`{key}` must be a list of words")
     if not isinstance(data["rules"], list):
@@ -427,7 +460,7 @@ def _build(data: dict, path: Path) -> Rulebook:
         rules.append(rule)
     content = json.dumps(_without_lines(data), ensure_ascii=False, sort_keys=True, default=str)
     return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, clause_negations, rules,
-                    str(path), hashlib.sha256(content.encode()).hexdigest(), exceptions)
+                    str(path), hashlib.sha256(content.encode()).hexdigest(), exceptions, retractions)
 
 
 def _without_lines(value):
@@ -454,7 +487,7 @@ def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
     if not isinstance(roles, list) or not set(roles) <= set(ROLES):
         fail(line, f"{label}: roles must be a list of {', '.join(ROLES)}")
     conditions = {part: [_build_condition(c, lexicons, fail, line, label) for c in raw.get(part) or []]
-                  for part in ("any", "all")}
+                  for part in ("any", "all", "none")}
     call = {k: v for k, v in (raw.get("call") or {}).items() if k != "__line__"}
     if not conditions["any"] and not conditions["all"] and not call:
         fail(line, f"{label}: needs conditions under `any` or `all`, or a `call` condition")
@@ -466,7 +499,7 @@ def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
     if window is not None and (not isinstance(window, list) or len(window) != 2 or window[0] >= window[1]):
         fail(line, f"{label}: window must be [FROM_S, TO_S] with FROM_S < TO_S")
     return Rule(str(raw["id"]), raw["category"], raw["severity"], tuple(roles), str(raw.get("description", "")),
-                conditions["any"], conditions["all"], float(confidence), bool(raw.get("negatable", True)),
+                conditions["any"], conditions["all"], conditions["none"], float(confidence), bool(raw.get("negatable", True)),
                 tuple(window) if window else None, call)
 
 

@@ -81,6 +81,7 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("三个月前被公司裁员了，一分钱收入都没有", "borrower", "hardship"),
     ("我连后事都安排好了，活着还有什么意思", "borrower", "self_harm"),
     ("你老婆孩子出门最好小心点", "collector", "third_party"),
+    ("我不是开玩笑的，我真的不想活了", "borrower", "self_harm"),   # a negated retraction takes nothing back
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -103,10 +104,30 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我先进去是吧？好，我去排队", "borrower"),                      # 去是 is not 去死
     ("我忙得要死，你们一天打八遍", "borrower"),                      # an exception phrase vetoes the classifier too
     ("我们公司明确规定不允许上门催收", "collector"),
+    ("我说不活了是开玩笑的，钱下周一就还", "borrower"),               # a retraction in the same clause
+    ("我上次说想死，其实是喝多了，现在想通了", "borrower"),           # ... or in the next one
+    ("剩下的八百下个月十号之前还清", "collector"),                  # 号之 is not 号子
+    ("我们这边已经整理好了您的还款记录", "collector"),               # 经整 is not 经侦
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert not [f for f in found if f.category != "hardship"], found
+
+
+def test_a_word_inside_a_longer_word_of_another_list_is_that_word():
+    # 儿子 in 龟儿子 is an insult, not the borrower's son; 上门 in 找上门 is the visit, not a contact verb
+    found = flags.apply(flags.load(), [one_turn("你个龟儿子，等我们找上门来有你好受的")], 4.0)
+    assert "insult" in {f.category for f in found} and "third_party" not in {f.category for f in found}
+
+
+def test_a_none_condition_vetoes_the_rule():
+    rulebook = flags.load()
+    threat = one_turn("这个事情你自己想清楚")
+    threat.acts = {"threat_legal": 0.95}
+    offer = one_turn("报案回执可以作为我们这边申请停息的材料")
+    offer.acts = {"threat_legal": 0.95}
+    assert [f.rule for f in flags.apply(rulebook, [threat], 4.0)] == ["threat.legal_classifier"]
+    assert flags.apply(rulebook, [offer], 4.0) == []
 
 
 def test_privacy_needs_the_other_party_to_say_they_are_not_the_borrower():
@@ -177,6 +198,10 @@ def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
      "    severity: high\n    any:\n      - regex: x\n", ":1:", "unknown key(s) ['exception']"),
     ("rulebook: x\nversion: '1'\nexceptions: 跳楼价\nrules:\n  - id: a\n    category: threat\n"
      "    severity: high\n    any:\n      - regex: x\n", ":1:", "`exceptions` must be a list of words"),
+    ("rulebook: x\nversion: '1'\nretractions: 是气话\nrules:\n  - id: a\n    category: threat\n"
+     "    severity: high\n    any:\n      - regex: x\n", ":1:", "`retractions` must be a list of words"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+     "    any:\n      - regex: x\n    none:\n      - lexicon: nowhere\n", ":10:", "no lexicon named `nowhere`"),
 ])
 def test_a_malformed_rulebook_is_rejected_with_line_and_reason(tmp_path, text, where, reason):
     path = tmp_path / "bad.yaml"
