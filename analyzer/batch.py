@@ -31,7 +31,7 @@ from tqdm import tqdm
 from . import __version__, report
 from .audio import AUDIO_EXTENSIONS, AudioError
 from .config import Config
-from .pipeline import analyze, load_models
+from .pipeline import analyze, describe_models, load_models
 from .result import CallResult
 from .store import Store
 
@@ -174,7 +174,7 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def describe(self) -> dict:
-        return {"models": self.models.describe(), "params": self.config.params()}
+        return {"models": self.models.description, "params": self.config.params()}
 
     def analyze(self, job: Job, data: bytes | None = None) -> Outcome:
         started = time.perf_counter()
@@ -244,8 +244,8 @@ def _in_process(config: Config, with_report: bool) -> Worker:
     return _worker
 
 
-def _describe(config: Config, with_report: bool) -> dict:
-    return _in_process(config, with_report).describe()
+def _start(config: Config, with_report: bool) -> None:
+    _in_process(config, with_report)
 
 
 def _analyze(config: Config, with_report: bool, job: Job) -> Outcome:
@@ -273,11 +273,13 @@ class LocalEngine:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def describe(self) -> dict:
-        # asked of every worker at once, so that all of them load their models now, side by side
-        asked = [self.pool.submit(_describe, self.config, self.with_report) for _ in range(self.workers)]
-        described = asked[0].result()
-        wait(asked)
-        return described
+        """The models and settings the workers will run with, learnt without loading anything."""
+        return {"models": describe_models(self.config), "params": self.config.params()}
+
+    def start(self) -> None:
+        """Every worker loads its models now, side by side; a model that cannot load stops the run here."""
+        for future in [self.pool.submit(_start, self.config, self.with_report) for _ in range(self.workers)]:
+            future.result()
 
     def imap(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         """Outcomes in the order they finish, a few jobs queued per worker so that none waits. When a worker
@@ -352,6 +354,9 @@ def run(jobs: list[Job], engine, store: Store, out: Path, force: bool = False, p
             todo.append(job)
     log.info("%d to analyse, %d up to date, %d failed before analysis", len(todo), summary.skipped,
              len(summary.failures))
+    if todo:  # only now: a rerun with nothing left to do loads no model
+        log.info("loading the models in %d worker(s)", engine.workers)
+        engine.start()
     # longest first: the last calls to finish are short ones, so that no worker waits long at the end
     todo.sort(key=_size, reverse=True)
 

@@ -76,6 +76,12 @@ def load_model(path: Path, device: str = "cpu"):
     return model.eval().to(device), tokenizer
 
 
+def describe(path: Path | None = None) -> dict:
+    """The classifier at `path` (the bundled one when None), as a result's provenance records it."""
+    path = path or bundled_weights()
+    return {"name": f"e5-small-zh multi-task classifier ({path.name})", "path": str(path)}
+
+
 class Classifier:
     """Loaded once; scores batches of turns."""
 
@@ -83,7 +89,6 @@ class Classifier:
         self.path = path or bundled_weights()
         self.model, self.tokenizer = load_model(self.path, device)
         self.device = device
-        self.name = f"e5-small-zh multi-task classifier ({self.path.name})"
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Probabilities per head: {head: (len(texts), labels)}."""

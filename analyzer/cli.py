@@ -169,8 +169,7 @@ def _run_batch(args: argparse.Namespace, config: Config, jobs: list[batch.Job], 
             engine = batch.LocalEngine(config, min(workers, len(jobs)), args.report)
     except RuntimeError as error:  # Ray not installed, or its cluster not reachable
         raise SystemExit(f"analyzer: {error}") from None
-    log.info("loading models (device %s, %s engine, %d worker(s))", config.resolved_device(), args.engine,
-             engine.workers)
+    log.info("starting: device %s, %s engine, %d worker(s)", config.resolved_device(), args.engine, engine.workers)
     try:
         summary = batch.run(jobs, engine, store, args.out, force=args.force, progress=not args.quiet,
                             command=" ".join(sys.argv))

@@ -78,7 +78,6 @@ class Segmenter:
                                                model_info["powerset_max_classes"]).numpy()
         example = np.random.default_rng(0).normal(0, 0.1, (2, 1, int(self.window_s * SAMPLE_RATE))).astype(np.float32)
         self.run = _runner(model.eval(), f"segmentation-3.0-{digest[:12]}", example, device, cache_dir, threads)
-        self.runtime = _runtime(device)
 
     def __call__(self, samples: np.ndarray, step_s: float = STEP_S) -> tuple[np.ndarray, SlidingWindow]:
         """0/1 activity of shape (windows, frames, local speakers), and where the windows lie."""
@@ -110,7 +109,6 @@ class Embedder:
         example = np.random.default_rng(0).normal(0, 1, (2, 200, 80)).astype(np.float32)
         self.run = _runner(model.eval().to(device), f"campplus-{digest[:12]}", example, device, cache_dir, threads,
                            time_axis=1)
-        self.runtime = _runtime(device)
         self.fbank_options = knf.FbankOptions()
         self.fbank_options.frame_opts.dither = 0.0
         self.fbank_options.mel_opts.num_bins = 80
@@ -142,10 +140,6 @@ class Diarizer:
     def __init__(self, device: str = "cpu", cache_dir: Path | None = None, threads: int = 0):
         self.segmenter = Segmenter(device, cache_dir, threads)
         self.embedder = Embedder(device, cache_dir, threads)
-
-    def describe(self) -> dict:
-        return {"speaker_segmentation": {"name": self.segmenter.name, "runtime": self.segmenter.runtime},
-                "speaker_embedding": {"name": self.embedder.name, "runtime": self.embedder.runtime}}
 
     def __call__(self, samples: np.ndarray, min_speakers: int = 1, max_speakers: int | None = None,
                  expected_speakers: int | None = None) -> list[Turn]:
@@ -197,7 +191,6 @@ class PyannoteDiarizer:
             set_telemetry_metrics(False)
         except ImportError:  # pyannote.audio 3.x has no telemetry
             pass
-        self.name = f"pyannote.audio pipeline {pipeline}"
         token = os.environ.get("HF_TOKEN")
         try:
             self.pipeline = Pipeline.from_pretrained(pipeline, token=token)
@@ -206,9 +199,6 @@ class PyannoteDiarizer:
         if self.pipeline is None:
             raise RuntimeError(f"pyannote.audio could not load the pipeline {pipeline!r} (gated model: set HF_TOKEN)")
         self.pipeline.to(torch.device(device))
-
-    def describe(self) -> dict:
-        return {"diarization": {"name": self.name}}
 
     def __call__(self, samples: np.ndarray, min_speakers: int = 1, max_speakers: int | None = None,
                  expected_speakers: int | None = None) -> list[Turn]:
@@ -220,6 +210,15 @@ class PyannoteDiarizer:
             label for _, _, label in annotation.itertracks(yield_label=True)))}
         return [Turn(segment.start, segment.end, order[label])
                 for segment, _, label in annotation.itertracks(yield_label=True)]
+
+
+def describe(config) -> dict:
+    """The speaker models the configuration names, as a result's provenance records them (nothing is loaded)."""
+    if config.diarizer == "pyannote":
+        return {"diarization": {"name": f"pyannote.audio pipeline {config.pyannote_pipeline}"}}
+    runtime = _runtime(config.resolved_device())
+    return {"speaker_segmentation": {"name": Segmenter.name, "runtime": runtime},
+            "speaker_embedding": {"name": Embedder.name, "runtime": runtime}}
 
 
 def load_diarizer(config) -> Diarizer | PyannoteDiarizer:

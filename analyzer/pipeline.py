@@ -22,16 +22,7 @@ class Models:
     diarizer: diarize.Diarizer | diarize.PyannoteDiarizer
     classifier: classify.Classifier
     rulebook: flags.Rulebook
-
-    def describe(self) -> dict:
-        return {
-            "asr": {"name": self.whisper.name, "backend": self.whisper.backend, "path": self.whisper.path,
-                    "sha256": self.whisper.sha256, "cpu_int8_gemm": self.whisper.cpu_int8_gemm},
-            **self.diarizer.describe(),
-            "text_classifier": {"name": self.classifier.name, "path": str(self.classifier.path)},
-            "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
-            "rulebook": self.rulebook.describe(),
-        }
+    description: dict                   # describe_models() of the configuration they were loaded from
 
 
 class _Clock:
@@ -45,13 +36,29 @@ class _Clock:
         self.last = now
 
 
+def describe_models(config: Config, rulebook: flags.Rulebook | None = None) -> dict:
+    """The models `load_models` would load, named and hashed, without loading them: every result's provenance,
+    and what a batch compares with the stored calls' to find what is left to do before it loads anything."""
+    return {
+        "asr": transcribe.identify(config),
+        **diarize.describe(config),
+        "text_classifier": classify.describe(_classifier_path(config)),
+        "vad": {"name": "silero VAD v6 (faster-whisper assets)"},
+        "rulebook": (rulebook or flags.load(config.rules)).describe(),
+    }
+
+
 def load_models(config: Config) -> Models:
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
-    classifier_path = Path(config.classifier_model) if config.classifier_model else None
     rulebook = flags.load(config.rules)  # first: a faulty rulebook stops the run before any model loads
     return Models(transcribe.load(config), diarize.load_diarizer(config),
-                  classify.Classifier(classifier_path, config.resolved_device()), rulebook)
+                  classify.Classifier(_classifier_path(config), config.resolved_device()), rulebook,
+                  describe_models(config, rulebook))
+
+
+def _classifier_path(config: Config) -> Path | None:
+    return Path(config.classifier_model) if config.classifier_model else None
 
 
 def analyze(path: str | Path, config: Config, models: Models, call_id: str | None = None,
@@ -97,7 +104,7 @@ def analyze(path: str | Path, config: Config, models: Models, call_id: str | Non
         source=audio.source,
         speakers=segmentation.speakers,
         turns=call_turns,
-        provenance=Provenance(__version__, models.describe(), {**config.params(), "layout": segmentation.layout},
+        provenance=Provenance(__version__, models.description, {**config.params(), "layout": segmentation.layout},
                               clock.laps),
         metrics=metrics,
         timelines=call_timelines,

@@ -51,7 +51,11 @@ class RayEngine:
                        for _ in range(self.workers)]
 
     def describe(self) -> dict:
+        # asked of an actor: the driver's machine need not hold the models
         return self.ray.get(self.actors[0].describe.remote())
+
+    def start(self) -> None:
+        """The actors loaded their models when they were made."""
 
     def imap(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         """Outcomes in the order they finish; two jobs queued per actor so that none waits."""

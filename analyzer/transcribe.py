@@ -77,11 +77,13 @@ class Whisper:
     cpu_int8_gemm: str | None = None    # see cpu_int8_gemm
 
 
-def load(config: Config) -> Whisper:
-    """Load Whisper once, with the backend and model the configuration names (see `resolve_faster` and
-    `resolve_openai` for what `config.whisper_model` may be)."""
+def identify(config: Config) -> dict:
+    """The Whisper the configuration names, without loading it: backend, name, weights file, their sha256, and the
+    CPU's int8 library (see `resolve_faster` and `resolve_openai` for what `config.whisper_model` may be)."""
     if config.asr_backend == "openai-whisper":
-        return _load_openai(config)
+        path = resolve_openai(config)
+        return {"name": path.name, "backend": "openai-whisper", "path": str(path),
+                "sha256": _cached_sha256(path, config.cache_dir), "cpu_int8_gemm": None}
     if config.asr_backend != "faster-whisper":
         raise ValueError(f"unknown ASR backend {config.asr_backend!r} (one of {', '.join(BACKENDS)})")
     path, name = resolve_faster(config)
@@ -89,15 +91,23 @@ def load(config: Config) -> Whisper:
         sha256 = (path / "model.bin.sha256").read_text().strip()
     else:
         sha256 = _cached_sha256(path / "model.bin", config.cache_dir)
+    return {"name": name, "backend": "faster-whisper", "path": str(path / "model.bin"), "sha256": sha256,
+            "cpu_int8_gemm": cpu_int8_gemm(config.resolved_device(), config.resolved_compute_type())}
+
+
+def load(config: Config) -> Whisper:
+    """Load Whisper once, with the backend and model the configuration names."""
+    identity = identify(config)
+    if identity["backend"] == "openai-whisper":
+        return Whisper(_load_openai(Path(identity["path"]), config.resolved_device()), **identity)
     model = WhisperModel(
-        str(path),
+        str(Path(identity["path"]).parent),
         device=config.resolved_device(),
         compute_type=config.resolved_compute_type(),
         cpu_threads=config.cpu_threads,
         local_files_only=True,
     )
-    return Whisper(model, "faster-whisper", name, str(path / "model.bin"), sha256,
-                   cpu_int8_gemm(config.resolved_device(), config.resolved_compute_type()))
+    return Whisper(model, **identity)
 
 
 def cpu_int8_gemm(device: str, compute_type: str) -> str | None:
@@ -164,8 +174,7 @@ def _converted_from_transformers(path: Path, cache_dir: Path) -> Path:
 def resolve_openai(config: Config) -> Path:
     """The openai-whisper checkpoint for `config.whisper_model`: a .pt file, or a size name found in openai-whisper's
     cache (~/.cache/whisper, or $XDG_CACHE_HOME/whisper), downloaded there only with `allow_download`."""
-    import whisper
-
+    whisper = _openai_whisper()
     model = config.whisper_model
     if not model:
         raise ValueError("the openai-whisper backend needs --model: a .pt checkpoint, or a size name "
@@ -187,13 +196,16 @@ def resolve_openai(config: Config) -> Path:
     return cached
 
 
-def _load_openai(config: Config) -> Whisper:
+def _openai_whisper():
     try:
         import whisper
     except ImportError as error:
         raise RuntimeError('the openai-whisper backend is not installed: pip install ".[openai-whisper]"') from error
-    path = resolve_openai(config)
-    device = config.resolved_device()
+    return whisper
+
+
+def _load_openai(path: Path, device: str):
+    whisper = _openai_whisper()
     model = whisper.load_model(str(path), device=device)
     # checkpoints made by models/whisper/convert_openai.py carry the heads that time words; openai-whisper knows
     # them itself only for its own named models
@@ -205,7 +217,7 @@ def _load_openai(config: Config) -> Whisper:
         for layer, head in heads:
             mask[layer, head] = True
         model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
-    return Whisper(model, "openai-whisper", path.name, str(path), _cached_sha256(path, config.cache_dir))
+    return model
 
 
 def bundled_model_dir(cache_dir: Path) -> Path:

@@ -118,6 +118,8 @@ def test_a_rerun_skips_everything_and_a_changed_rulebook_reanalyses(killed_and_r
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["skipped_up_to_date"] == CLIPS
     assert CallResult.load(out / "clip_03.json").call_id == "clip_03"
+    last_run = (out / "analyzer.log").read_text(encoding="utf-8").rsplit("starting:", 1)[1]
+    assert "loading the models" not in last_run  # nothing to do: no worker loads a model
 
     rules = tmp_path / "rules.yaml"
     rules.write_text("extends: default\nversion: site-2\ndisable: [insult.abuse]\n", encoding="utf-8")

@@ -12,7 +12,7 @@ from conftest import SAMPLES, SHARED, needs_shared, truth
 from analyzer import Config
 from analyzer.audio import SAMPLE_RATE, load
 from analyzer.cli import _speaker_count
-from analyzer.diarize import load_diarizer
+from analyzer.diarize import describe, load_diarizer
 from analyzer.dynamics import measure
 from analyzer.result import Speaker, Turn, Word
 from analyzer.speakers import SpeechRegion, by_voice
@@ -59,7 +59,7 @@ def test_speaker_models_are_exported_once_and_remade_when_damaged(tmp_path):
     diarizer = Diarizer("cpu", tmp_path, threads=1)
     files = sorted((tmp_path / "models").glob("*.onnx"))
     assert [f.name.split("-")[0] for f in files] == ["campplus", "segmentation"]
-    assert diarizer.describe()["speaker_embedding"]["runtime"] == "onnxruntime"
+    assert describe(Config(device="cpu"))["speaker_embedding"]["runtime"] == "onnxruntime"
     samples = load(SAMPLES / "call_02_abusive.wav").mono()[: 20 * SAMPLE_RATE]
     turns = diarizer(samples, expected_speakers=2)
     stamps = [f.stat().st_mtime_ns for f in files]

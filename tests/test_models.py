@@ -34,7 +34,7 @@ def test_a_path_that_is_not_a_model_is_refused(tmp_path):
 
 def test_the_cpu_int8_library_is_recorded(models, monkeypatch):
     """Where CTranslate2's int8 products run (MKL or oneDNN) changes Whisper's output a little: the result says."""
-    assert models.describe()["asr"]["cpu_int8_gemm"] == transcribe.cpu_int8_gemm("cpu", "int8")
+    assert models.description["asr"]["cpu_int8_gemm"] == transcribe.cpu_int8_gemm("cpu", "int8")
     monkeypatch.setenv("CT2_USE_MKL", "1")
     assert transcribe.cpu_int8_gemm("cpu", "int8") in ("MKL", "Ruy")
     monkeypatch.setenv("CT2_USE_MKL", "0")
