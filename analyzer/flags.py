@@ -81,6 +81,10 @@ class Rulebook:
     sha256: str = ""                  # of the rules as read (comments and layout aside): an edit reprocesses calls
     exceptions: list[str] = field(default_factory=list)   # phrases inside which no word counts (跳楼价)
     retractions: list[str] = field(default_factory=list)  # phrases taking back the words before them (是气话)
+    word_lists: tuple = field(init=False, repr=False, compare=False)   # the lexicons, hashable for _exact_spans
+
+    def __post_init__(self):
+        self.word_lists = tuple((name, tuple(words)) for name, words in self.lexicons.items())
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules),
@@ -249,15 +253,14 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
     if condition.kind == "regex":
         spans = [(m.start(), m.end(), confidence) for m in condition.value.finditer(text) if m.end() > m.start()]
     else:
-        spans = []
+        exact = _exact_spans(text, rulebook.word_lists)
+        spans = [(start, end, confidence) for start, end in exact[condition.value]]
         for word in rulebook.lexicons[condition.value]:
-            spans.extend((start, start + len(word), confidence) for start in _find_exact(text, word))
             if len(word) >= 2:
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
         # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门
-        longer = [(start, start + len(word)) for name, words in rulebook.lexicons.items()
-                  if name != condition.value for word in words for start in _find_exact(text, word)]
+        longer = [span for name, found in exact.items() if name != condition.value for span in found]
         spans = [(start, end, worth) for start, end, worth in spans
                  if not any(a <= start and end <= b and b - a > end - start for a, b in longer)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
@@ -265,7 +268,7 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
     kept, negated = [], False
     for start, end, worth in spans:
         if (_is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields)
-                or any(_clause_index(text, end) <= clause <= _clause_index(text, end) + 1 for clause in retracted)):
+                or any(0 <= clause - _clause_index(text, end) <= 1 for clause in retracted)):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
@@ -283,8 +286,20 @@ def _clause_index(text: str, position: int) -> int:
     return len(CLAUSE.findall(text, 0, position))
 
 
+@lru_cache(maxsize=1024)
+def _exact_spans(text: str, word_lists: tuple) -> dict[str, list[tuple[int, int]]]:
+    """Where each lexicon's words stand in the text, written exactly: {lexicon: [(start, end)]}. Found once per
+    text, for every rule and condition that asks."""
+    return {name: [(start, start + len(word)) for word in words for start in _find_exact(text, word)]
+            for name, words in word_lists}
+
+
 def _find_exact(text: str, word: str) -> list[int]:
-    return [m.start() for m in re.finditer(re.escape(word), text)]
+    found, start = [], text.find(word)
+    while start >= 0:
+        found.append(start)
+        start = text.find(word, start + 1)
+    return found
 
 
 def _find_by_pinyin(text: str, word: str) -> list[int]:
