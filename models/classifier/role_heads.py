@@ -75,12 +75,26 @@ def examples(role: str, dev_sets: list[str]) -> tuple[list[str], np.ndarray, np.
 
 
 def pooled(model, tokenizer, texts: list[str]) -> torch.Tensor:
+    """The encoder's pooled vector of each text, in the texts' order (batched by length, so little padding)."""
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
     parts = []
     with torch.no_grad():  # not inference_mode: the features go into a fit
         for first in range(0, len(texts), classify.BATCH):
-            batch = classify.tokenize(tokenizer, texts[first:first + classify.BATCH])
+            batch = classify.tokenize(tokenizer, [texts[index] for index in order[first:first + classify.BATCH]])
             parts.append(model.pool(batch["input_ids"], batch["attention_mask"]))
-    return torch.cat(parts)
+    features = torch.empty_like(torch.cat(parts))
+    features[torch.tensor(order)] = torch.cat(parts)
+    return features
+
+
+def save_heads(model, weights: Path, out: Path | None) -> None:
+    """Write the model's heads (float16) into `out`, a copy of `weights` (or into `weights` itself)."""
+    out = out or weights
+    if out != weights:
+        shutil.copytree(weights, out, dirs_exist_ok=True)
+    heads = {k: v.half().contiguous() for k, v in model.heads.state_dict().items()}
+    save_file(heads, out / "heads.safetensors")
+    print(f"heads written to {out / 'heads.safetensors'}")
 
 
 def fit(head: torch.nn.Linear, features: torch.Tensor, allowed: np.ndarray, weights: np.ndarray) -> None:
@@ -125,12 +139,7 @@ def main() -> None:
     after = {role: seed_test_f1(model, tokenizer, role) for role in args.heads}
     for role in args.heads:
         print(f"seed test macro-F1, {role}: {before[role]:.3f} -> {after[role]:.3f}")
-    out = args.out or args.weights
-    if out != args.weights:
-        shutil.copytree(args.weights, out, dirs_exist_ok=True)
-    heads = {k: v.half().contiguous() for k, v in model.heads.state_dict().items()}
-    save_file(heads, out / "heads.safetensors")
-    print(f"heads written to {out / 'heads.safetensors'}")
+    save_heads(model, args.weights, args.out)
 
 
 if __name__ == "__main__":
