@@ -9,12 +9,14 @@ tokenizer files, and `heads.safetensors` with `<head>.weight` / `<head>.bias`. `
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .audio import sha256_of
 from .result import Emotion, Turn
 
 MAX_LENGTH = 64      # tokens; a 15-character turn is ~10, a long one ~40
@@ -77,9 +79,18 @@ def load_model(path: Path, device: str = "cpu"):
 
 
 def describe(path: Path | None = None) -> dict:
-    """The classifier at `path` (the bundled one when None), as a result's provenance records it."""
+    """The classifier at `path` (the bundled one when None), as a result's provenance records it. The sha256 covers
+    every weights, configuration and tokenizer file, so a refitted head is another classifier: a batch analyses
+    its stored calls again."""
     path = path or bundled_weights()
-    return {"name": f"e5-small-zh multi-task classifier ({path.name})", "path": str(path)}
+    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors")) if path.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"no classifier weights in {path}")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}:{sha256_of(file)}\n".encode())
+    return {"name": f"e5-small-zh multi-task classifier ({path.name})", "path": str(path),
+            "sha256": digest.hexdigest()}
 
 
 class Classifier:

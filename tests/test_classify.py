@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import truth
 
-from analyzer.classify import Classifier, annotate
+from safetensors.torch import load_file, save_file
+
+from analyzer.classify import Classifier, annotate, bundled_weights, describe
 from analyzer.result import Turn
 
 # Measured on the final weights: see README (the samples' transcripts carry Whisper's errors).
@@ -82,3 +84,18 @@ def test_emotion_and_offensive_language(classifier):
 def test_a_missing_classifier_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no text classifier"):
         Classifier(tmp_path)
+
+
+def test_a_refitted_head_is_another_classifier(tmp_path):
+    """The provenance's sha256 covers the heads, so a batch analyses its stored calls again after a refit."""
+    bundled = bundled_weights()
+    for file in bundled.iterdir():
+        (tmp_path / file.name).symlink_to(file)
+    assert describe(tmp_path)["sha256"] == describe(bundled)["sha256"]
+    heads = load_file(bundled / "heads.safetensors")
+    heads["emotion.bias"] = heads["emotion.bias"] + 0.5
+    (tmp_path / "heads.safetensors").unlink()
+    save_file(heads, tmp_path / "heads.safetensors")
+    assert describe(tmp_path)["sha256"] != describe(bundled)["sha256"]
+    with pytest.raises(FileNotFoundError, match="no classifier weights"):
+        describe(tmp_path / "missing")
