@@ -85,7 +85,7 @@ def describe(path: Path | None = None) -> dict:
     path = path or bundled_weights()
     files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors")) if path.is_dir() else []
     if not files:
-        raise FileNotFoundError(f"no classifier weights in {path}")
+        raise FileNotFoundError(f"no text classifier at {path} (no weights or configuration files)")
     digest = hashlib.sha256()
     for file in files:
         digest.update(f"{file.name}:{sha256_of(file)}\n".encode())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import truth
-
 from safetensors.torch import load_file, save_file
 
 from analyzer.classify import Classifier, annotate, bundled_weights, describe
@@ -97,5 +96,5 @@ def test_a_refitted_head_is_another_classifier(tmp_path):
     (tmp_path / "heads.safetensors").unlink()
     save_file(heads, tmp_path / "heads.safetensors")
     assert describe(tmp_path)["sha256"] != describe(bundled)["sha256"]
-    with pytest.raises(FileNotFoundError, match="no classifier weights"):
+    with pytest.raises(FileNotFoundError, match="no text classifier"):
         describe(tmp_path / "missing")
