@@ -2,8 +2,8 @@
 
 train.py's 40-minute CPU run saw under half of the emotion rows once, through a head that moved with the encoder.
 With the encoder fixed, the head can see all of them: the pooled sentence vectors are computed once (about ten
-minutes on 2 cores, for the three sources) and a multinomial logistic regression is fitted on them, which is the head's own form
-(softmax over one linear layer), so its coefficients become the head's weights unchanged.
+minutes on 2 cores, for the three sources) and a multinomial logistic regression is fitted on them, which is the
+head's own form (softmax over one linear layer), so its coefficients become the head's weights unchanged.
 
 Choice, made on rows held out from training, never on the evaluation sets: virus_eval (SMP2020's Weibo posts)
 and a seeded fifth of NLPCC 2013 (general Weibo), scored by the mean of their macro-F1 (SMP's six labels for
