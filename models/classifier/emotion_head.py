@@ -95,7 +95,8 @@ def main() -> None:
 
     smp_features, smp_labels, smp_held = rows["smp"]
     nlpcc_features, nlpcc_labels, nlpcc_held = rows["nlpcc"]
-    print("| sources | weighting | C | virus_eval macro-F1 | NLPCC held-out macro-F1 | mean |\n|---|---|---|---|---|---|")
+    print("| sources | weighting | C | virus_eval macro-F1 | NLPCC held-out macro-F1 | mean |")
+    print("|---|---|---|---|---|---|")
     scores = {}
     for sources, weighting, c in itertools.product(SOURCE_CHOICES, WEIGHTINGS, C_VALUES):
         regression = fit(np.concatenate([rows[s][0][~rows[s][2]] for s in sources]),
