@@ -224,7 +224,7 @@ def main() -> None:
     size = sum(f.stat().st_size for f in args.weights.iterdir() if f.is_file())
     print(f"throughput: {rate:.0f} turns/s ({len(turns)} CPED turns of 10-20 chars, mean "
           f"{np.mean([len(t) for t in turns]):.1f}, batch 64, {args.threads} threads, all heads)")
-    print(f"model size on disk: {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB), {args.weights}")
+    print(f"model size on disk: {size / 1e6:.2f} MB ({size / 2**20:.1f} MiB), {args.weights}")
 
 
 if __name__ == "__main__":

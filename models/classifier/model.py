@@ -28,6 +28,8 @@ def save(model: MultiTaskClassifier, tokenizer: PreTrainedTokenizerBase, out: Pa
     model.encoder.half().save_pretrained(out)
     model.encoder.float()
     tokenizer.save_pretrained(out)
+    # save_pretrained indents tokenizer.json (1.4 MB); unindented it is 0.7 MB and tokenizes the same
+    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"), pretty=False)
     save_file({f"{name}.{key}": value.detach().half().contiguous()
                for name, head in model.heads.items() for key, value in head.state_dict().items()},
               out / "heads.safetensors")
