@@ -98,3 +98,10 @@ def test_a_refitted_head_is_another_classifier(tmp_path):
     assert describe(tmp_path)["sha256"] != describe(bundled)["sha256"]
     with pytest.raises(FileNotFoundError, match="no text classifier"):
         describe(tmp_path / "missing")
+
+
+def test_the_shipped_weights_fit_the_size_budget():
+    """Issue 4's budget: the weights directory installed with the package is at most 60 MB (model.save writes the
+    tokenizer unindented; save_pretrained's indented tokenizer.json alone would put it over)."""
+    size = sum(f.stat().st_size for f in bundled_weights().iterdir() if f.is_file())
+    assert size <= 60_000_000, f"{size / 1e6:.2f} MB"
