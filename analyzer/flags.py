@@ -356,6 +356,8 @@ def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
         for found in re.finditer(re.escape(cue), before):
             if _asks(before, found.start(), cue):
                 continue                # 要不要跳下去 asks, it does not deny
+            if before.startswith("不过", found.start()):
+                continue                # 不过 is "but" (不过现在都好了), 只不过 "only"
             if NEGATED_GAP.fullmatch(before[found.end():]):
                 return True
     return False

@@ -82,6 +82,7 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我连后事都安排好了，活着还有什么意思", "borrower", "self_harm"),
     ("你老婆孩子出门最好小心点", "collector", "third_party"),
     ("我不是开玩笑的，我真的不想活了", "borrower", "self_harm"),   # a negated retraction takes nothing back
+    ("钱可以晚两天，不过你去死吧", "collector", "insult"),          # 不过 is "but", not a negation
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -100,6 +101,7 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("跳楼价甩卖的那批货卖完了，钱马上到", "borrower"),                 # an exception phrase: a price, not a fall
     ("我不想活成我爸那样，所以肯定会还", "borrower"),
     ("我还没到活不下去的地步", "borrower"),
+    ("去年我失业了半年，不过现在都好了，这个月按时还", "borrower"),   # a hardship taken back
     ("刚才信号不好，听不清", "collector"),                          # 号不 is not 号服 (不 is rarely read fou)
     ("我先进去是吧？好，我去排队", "borrower"),                      # 去是 is not 去死
     ("我忙得要死，你们一天打八遍", "borrower"),                      # an exception phrase vetoes the classifier too
