@@ -3,7 +3,7 @@
 lexicon-only variants beside it.
 
     python benchmarks/flags_eval.py [--rules FILE] [--classifier DIR] [--errors]
-                                    [--set heldout|development|development_2|...|development_8]
+                                    [--set heldout|development|development_2|...|development_9]
 
 Each utterance is scored as a one-turn call of its role; a category counts as found when any rule of it fires.
 The development sets are those the rules were revised against; `heldout` (heldout.jsonl) is not, and its errors
@@ -20,7 +20,7 @@ from analyzer import classify, flags
 from analyzer.result import Turn, Word
 
 SETS = {"heldout": "heldout.jsonl", "development": "utterances.jsonl",
-        **{f"development_{n}": f"development_{n}.jsonl" for n in range(2, 9)}}
+        **{f"development_{n}": f"development_{n}.jsonl" for n in range(2, 10)}}
 DATA = Path(__file__).resolve().parent / "flags_eval"
 CATEGORIES = ("threat", "third_party", "insult", "self_harm", "hardship")
 VARIANTS = {

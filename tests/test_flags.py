@@ -101,7 +101,7 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("跳楼价甩卖的那批货卖完了，钱马上到", "borrower"),                 # an exception phrase: a price, not a fall
     ("我不想活成我爸那样，所以肯定会还", "borrower"),
     ("我还没到活不下去的地步", "borrower"),
-    ("去年我失业了半年，不过现在都好了，这个月按时还", "borrower"),   # a hardship taken back
+    ("所以十五号那期我肯定还不上", "borrower"),                      # 以十 is not 以死
     ("刚才信号不好，听不清", "collector"),                          # 号不 is not 号服 (不 is rarely read fou)
     ("我先进去是吧？好，我去排队", "borrower"),                      # 去是 is not 去死
     ("我忙得要死，你们一天打八遍", "borrower"),                      # an exception phrase vetoes the classifier too
@@ -114,6 +114,18 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert not [f for f in found if f.category != "hardship"], found
+
+
+def test_a_hardship_that_is_over_is_not_flagged():
+    # 不过 is "but", not a negation of what follows, so the retraction 现在都好了 counts
+    found = flags.apply(flags.load(), [one_turn("去年我失业了半年，不过现在都好了，这个月按时还", "borrower")], 4.0)
+    assert not found, found
+
+
+def test_a_kin_word_after_go_is_not_abuse():
+    # 去你妈家 is a visit to the borrower's mother, not the curse 去你妈
+    found = flags.apply(flags.load(), [one_turn("我们明天去你妈家坐坐，让她劝劝你", "collector")], 4.0)
+    assert found and "insult" not in {f.category for f in found}, found
 
 
 def test_a_word_inside_a_longer_word_of_another_list_is_that_word():
