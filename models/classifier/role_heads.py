@@ -15,8 +15,11 @@ The loss is minus the log of the probability the head gives the allowed labels t
 several labels does not have to choose between them. Full batch, Adam, L2 on the weights, started from the
 heads train.py made, seeded: the same inputs give the same heads. The held-out flag set is never read here.
 
-    python models/classifier/role_heads.py [--dev development development_2] [--heads collector borrower]
+    python models/classifier/role_heads.py [--dev development development_2 …] [--heads collector borrower]
                                            [--weights DIR] [--out DIR]
+
+`--dev` defaults to every development set in benchmarks/flags_eval. The shipped weights: the collector head
+fitted with `--dev development development_2`, the borrower head with `--heads borrower` (all development sets).
 
 `--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
 """
@@ -39,8 +42,9 @@ from data import BORROWER, COLLECTOR, REPO, seed  # noqa: E402
 
 from analyzer import classify  # noqa: E402
 
-FLAG_SETS = {"development": "utterances.jsonl", "development_2": "development_2.jsonl"}
 FLAG_DIR = REPO / "benchmarks" / "flags_eval"
+FLAG_SETS = {"development": "utterances.jsonl",
+             **{path.stem: path.name for path in sorted(FLAG_DIR.glob("development_*.jsonl"))}}
 LABELS = {"collector": COLLECTOR, "borrower": BORROWER}
 # the head label each flag category means, by role
 CATEGORY_LABEL = {"collector": {"threat": "threat_legal", "third_party": "threat_third_party", "insult": "insult"},
@@ -120,9 +124,6 @@ def seed_test_f1(model, tokenizer, role: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dev", nargs="*", choices=list(FLAG_SETS), default=list(FLAG_SETS))
-    # The shipped weights refit the collector head only: refitted the same way, the borrower head found more
-    # self-harm in the development sets but read a garbled wage-delay turn of a sample (我这个夜公司晚发了几天)
-    # as 0.65 self_harm (0.09 before), lifting a calm borrower's stress.
     parser.add_argument("--heads", nargs="+", choices=list(LABELS), default=["collector"])
     parser.add_argument("--weights", type=Path, default=classify.bundled_weights())
     parser.add_argument("--out", type=Path, help="where the weights with the new heads go (default: --weights)")
