@@ -3,7 +3,7 @@
 lexicon-only variants beside it.
 
     python benchmarks/flags_eval.py [--rules FILE] [--classifier DIR] [--errors]
-                                    [--set heldout|development|development_2|...|development_9]
+                                    [--set heldout|development|development_2|...]
 
 Each utterance is scored as a one-turn call of its role; a category counts as found when any rule of it fires.
 The development sets are those the rules were revised against; `heldout` (heldout.jsonl) is not, and its errors
@@ -19,9 +19,9 @@ from pathlib import Path
 from analyzer import classify, flags
 from analyzer.result import Turn, Word
 
-SETS = {"heldout": "heldout.jsonl", "development": "utterances.jsonl",
-        **{f"development_{n}": f"development_{n}.jsonl" for n in range(2, 10)}}
 DATA = Path(__file__).resolve().parent / "flags_eval"
+SETS = {"heldout": "heldout.jsonl", "development": "utterances.jsonl",
+        **{path.stem: path.name for path in sorted(DATA.glob("development_*.jsonl"))}}
 CATEGORIES = ("threat", "third_party", "insult", "self_harm", "hardship")
 VARIANTS = {
     "rulebook": None,
