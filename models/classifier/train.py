@@ -87,6 +87,16 @@ def draw_batch(task: str, pools: dict[str, Pool], size: int, rng: random.Random)
     return [pools[task].take() for _ in range(size)]
 
 
+def batches_by_length(task: str, pools: dict[str, Pool], size: int, buckets: int,
+                      rng: random.Random) -> list[list[data.Example]]:
+    """`buckets` batches of one task, drawn together and grouped by text length, in random order: each batch pads
+    to about its own length instead of to the longest of a random draw, which roughly halves a step's time."""
+    examples = sorted(draw_batch(task, pools, size * buckets, rng), key=lambda e: len(e.text))
+    batches = [examples[first:first + size] for first in range(0, len(examples), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def label_tensor(examples: list[data.Example], head: str) -> torch.Tensor:
     names = data.HEADS[head]
     return torch.tensor([names.index(getattr(e, head)) if getattr(e, head) else -100 for e in examples])
@@ -115,6 +125,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=8e-5)
     parser.add_argument("--head-lr", type=float, default=1e-3, help="fresh heads learn faster than the encoder")
     parser.add_argument("--warmup", type=float, default=0.06, help="fraction of steps")
+    parser.add_argument("--buckets", type=int, default=1,
+                        help="batches drawn at once and grouped by length (16: about twice the steps per minute; "
+                             "the shipped weights were trained with 1, see README)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ckpt-every", type=int, default=100)
@@ -143,11 +156,18 @@ def main() -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (args.steps - s) / (args.steps - warmup))))
 
+    queued: dict[str, list[list[data.Example]]] = {task: [] for task in TASK_SHARE}
+
+    def next_batch(task: str) -> list[data.Example]:
+        if not queued[task]:
+            queued[task] = batches_by_length(task, pools, args.batch_size, args.buckets, rng)
+        return queued[task].pop()
+
     if args.measure:
         for task in TASK_SHARE:
             start = time.perf_counter()
             for _ in range(args.measure):
-                examples = draw_batch(task, pools, args.batch_size, rng)
+                examples = next_batch(task)
                 loss = task_loss(model, tokenize(tokenizer, [e.text for e in examples]), examples, task,
                                  emotion_weights)
                 loss.backward()
@@ -169,6 +189,7 @@ def main() -> None:
             pools[name].order, pools[name].pos = pool_state["order"], pool_state["pos"]
             pools[name].rng.setstate(pool_state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        queued.update(state.get("queued", {}))  # a checkpoint from before --buckets has none
         step = state["step"]
         print(f"resumed at step {step}", flush=True)
 
@@ -176,14 +197,14 @@ def main() -> None:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                     "pools": {n: {"order": p.order, "pos": p.pos, "rng": p.rng.getstate()} for n, p in pools.items()},
-                    "step": step}, ckpt.with_suffix(".tmp"))
+                    "queued": queued, "step": step}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)  # never leave a half-written checkpoint
 
     start = time.perf_counter()
     running: dict[str, list[float]] = {t: [] for t in TASK_SHARE}
     while step < args.steps:
         task = rng.choices(list(TASK_SHARE), weights=list(TASK_SHARE.values()))[0]
-        examples = draw_batch(task, pools, args.batch_size, rng)
+        examples = next_batch(task)
         loss = task_loss(model, tokenize(tokenizer, [e.text for e in examples]), examples, task, emotion_weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
