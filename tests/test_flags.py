@@ -83,6 +83,7 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你老婆孩子出门最好小心点", "collector", "third_party"),
     ("我不是开玩笑的，我真的不想活了", "borrower", "self_harm"),   # a negated retraction takes nothing back
     ("钱可以晚两天，不过你去死吧", "collector", "insult"),          # 不过 is "but", not a negation
+    ("你以为我们是吓唬你的吗？警察马上就到", "collector", "threat"),   # a question, not the retraction 那是吓唬你的
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -110,6 +111,8 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我上次说想死，其实是喝多了，现在想通了", "borrower"),           # ... or in the next one
     ("剩下的八百下个月十号之前还清", "collector"),                  # 号之 is not 号子
     ("我们这边已经整理好了您的还款记录", "collector"),               # 经整 is not 经侦
+    ("刚才那个“废物”是我口误，向您道歉", "collector"),               # a collector taking an insult back
+    ("我刚才说什么跳河，你别当真啊，钱这周先还五百", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
