@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=1,
                         help="batches drawn at once and grouped by length (16: about twice the steps per minute; "
                              "the shipped weights were trained with 1, see README)")
+    parser.add_argument("--task-share", default=",".join(f"{task}={share}" for task, share in TASK_SHARE.items()),
+                        help="share of steps per task, e.g. emotion=0.62,offensive=0.3,seed=0.08")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ckpt-every", type=int, default=100)
@@ -136,6 +138,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
 
+    task_share = {task: float(share) for task, share in (item.split("=") for item in args.task_share.split(","))}
+    if set(task_share) != set(TASK_SHARE):
+        parser.error(f"--task-share needs a share for each of {', '.join(TASK_SHARE)}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -203,7 +208,7 @@ def main() -> None:
     start = time.perf_counter()
     running: dict[str, list[float]] = {t: [] for t in TASK_SHARE}
     while step < args.steps:
-        task = rng.choices(list(TASK_SHARE), weights=list(TASK_SHARE.values()))[0]
+        task = rng.choices(list(task_share), weights=list(task_share.values()))[0]
         examples = next_batch(task)
         loss = task_loss(model, tokenize(tokenizer, [e.text for e in examples]), examples, task, emotion_weights)
         loss.backward()
