@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from analyzer import classify, flags
 from analyzer.result import Turn, Word
 
-DATA = Path(__file__).resolve().parent / "flags_eval"
-SETS = {"heldout": "heldout.jsonl", "development": "utterances.jsonl",
-        **{path.stem: path.name for path in sorted(DATA.glob("development_*.jsonl"))}}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "classifier"))
+from data import FLAG_DIR, FLAG_SETS  # noqa: E402  (the development sets, as role_heads.py reads them)
+
+SETS = {"heldout": "heldout.jsonl", **FLAG_SETS}
 CATEGORIES = ("threat", "third_party", "insult", "self_harm", "hardship")
 VARIANTS = {
     "rulebook": None,
@@ -38,7 +40,7 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true",
                         help="list the rulebook's misses and false alarms (development sets only)")
     args = parser.parse_args()
-    text = (DATA / SETS[args.which]).read_text(encoding="utf-8")
+    text = (FLAG_DIR / SETS[args.which]).read_text(encoding="utf-8")
     items = [json.loads(line) for line in text.splitlines() if line.strip()]
     turns = [Turn(0.0, 5.0, "S1", item["role"], item["text"], [Word(0.0, 5.0, item["text"], 1.0)]) for item in items]
     classify.annotate(turns, classify.Classifier(args.classifier))

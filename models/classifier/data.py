@@ -1,6 +1,7 @@
 """Training and evaluation sets for the multi-task text classifier, with the label mappings.
 
-Shared by `train.py` and `benchmarks/classifier_eval.py`, so both see exactly the same splits.
+Shared by `train.py` and `benchmarks/classifier_eval.py`, so both see exactly the same splits; the flag
+development sets are listed here for `role_heads.py` and `benchmarks/flags_eval.py` alike.
 Every loader returns a list of `Example`; labels are names, `None` where a task has no label.
 """
 
@@ -15,6 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 TEXT_DIR = REPO.parent / "shared" / "data" / "text"
 LEXICON_DIR = REPO.parent / "shared" / "data" / "lexicons"
 SEED = REPO / "models" / "seed_corpus" / "seed.jsonl"
+FLAG_DIR = REPO / "benchmarks" / "flags_eval"
+# the flag development sets by name (the held-out set, heldout.jsonl, is not one of them)
+FLAG_SETS = {"development": "utterances.jsonl",
+             **{path.stem: path.name for path in sorted(FLAG_DIR.glob("development_*.jsonl"),
+                                                      key=lambda path: int(path.stem.split("_")[1]))}}
 
 EMOTIONS = ["neutral", "happy", "angry", "sad", "anxious", "surprised", "disgusted"]
 SENTIMENTS = ["negative", "neutral", "positive"]

@@ -19,7 +19,8 @@ heads train.py made, seeded: the same inputs give the same heads. The held-out f
                                            [--weights DIR] [--out DIR]
 
 `--dev` defaults to every development set in benchmarks/flags_eval. The shipped weights: the collector head
-fitted with `--dev development development_2`, the borrower head with `--heads borrower` (all development sets).
+fitted with `--dev development development_2`, the borrower head with `--heads borrower --dev development
+development_{2..9}` (the development sets there were then).
 
 `--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
 """
@@ -38,13 +39,10 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import BORROWER, COLLECTOR, REPO, seed  # noqa: E402
+from data import BORROWER, COLLECTOR, FLAG_DIR, FLAG_SETS, seed  # noqa: E402
 
 from analyzer import classify  # noqa: E402
 
-FLAG_DIR = REPO / "benchmarks" / "flags_eval"
-FLAG_SETS = {"development": "utterances.jsonl",
-             **{path.stem: path.name for path in sorted(FLAG_DIR.glob("development_*.jsonl"))}}
 LABELS = {"collector": COLLECTOR, "borrower": BORROWER}
 # the head label each flag category means, by role
 CATEGORY_LABEL = {"collector": {"threat": "threat_legal", "third_party": "threat_third_party", "insult": "insult"},
