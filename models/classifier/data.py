@@ -51,6 +51,11 @@ MODEL_TO_SMP = {"neutral": "neutral", "happy": "happy", "angry": "angry", "sad":
                 "surprised": "surprise", "disgusted": "angry"}
 SMP_LABELS = ["neutral", "happy", "angry", "sad", "fear", "surprise"]
 
+# The role-head label each flag category means (threat -> threat_legal, the collector head's one threat label,
+# which the rulebook reads for every kind of threat).
+CATEGORY_LABEL = {"collector": {"threat": "threat_legal", "third_party": "threat_third_party", "insult": "insult"},
+                  "borrower": {"self_harm": "self_harm", "hardship": "hardship"}}
+
 # CPED ships valid/test splits only; the five shows of valid_split.csv are held out for evaluation.
 CPED_TRAIN_FILE = "test_split.csv"
 CPED_EVAL_FILE = "valid_split.csv"
@@ -64,6 +69,18 @@ class Example:
     offensive: str | None = None
     collector: str | None = None
     borrower: str | None = None
+
+
+@dataclass(frozen=True)
+class CallText:
+    """A call utterance for the collector or borrower head with the head's labels it may get. A seed row allows its
+    one label. A flag development row is labelled by flag category, not by tactic or state: with categories it
+    allows the labels they mean; with none (neutral talk, negated mentions, hard negatives) every label but the
+    flag labels. A loss on the allowed labels together does not make a row choose between them."""
+    text: str
+    role: str
+    allowed: frozenset[str]
+    source: str  # "seed" or the development set's name
 
 
 def _smp(name: str) -> list[Example]:
@@ -134,4 +151,24 @@ def seed(split: str) -> list[Example]:
         row = json.loads(line)
         if row["split"] == split:
             out.append(Example(row["text"], **{row["role"]: row["label"]}))
+    return out
+
+
+def seed_call_texts(split: str) -> list[CallText]:
+    return [CallText(e.text, role, frozenset({getattr(e, role)}), "seed")
+            for e in seed(split) for role in ("collector", "borrower") if getattr(e, role)]
+
+
+def flag_call_texts(sets: list[str]) -> list[CallText]:
+    """The rows of the named flag development sets (never the held-out set) as role-head training text."""
+    out = []
+    for name in sets:
+        for line in (FLAG_DIR / FLAG_SETS[name]).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            role = row["role"]
+            meant = {CATEGORY_LABEL[role][c] for c in row["categories"] if c in CATEGORY_LABEL[role]}
+            allowed = meant or set(HEADS[role]) - set(CATEGORY_LABEL[role].values())
+            out.append(CallText(row["text"], role, frozenset(allowed), name))
     return out

@@ -1,5 +1,5 @@
 """Training-side helpers around the runtime classifier (`analyzer.classify`): a fresh model on the converted e5
-encoder, and saving in the layout `analyzer.classify.load_model` reads."""
+encoder, the role heads' loss, and saving in the layout `analyzer.classify.load_model` reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
 
 from analyzer.classify import MAX_LENGTH, MultiTaskClassifier
+from data import CallText
 
 
 def load_base(path: Path, heads: dict[str, list[str]]) -> tuple[MultiTaskClassifier, PreTrainedTokenizerBase]:
@@ -17,6 +18,20 @@ def load_base(path: Path, heads: dict[str, list[str]]) -> tuple[MultiTaskClassif
     tokenizer = AutoTokenizer.from_pretrained(path)
     encoder = BertModel.from_pretrained(path, dtype=torch.float32, add_pooling_layer=False)
     return MultiTaskClassifier(encoder, heads), tokenizer
+
+
+def allowed_mask(rows: list[CallText], labels: list[str]) -> torch.Tensor:
+    """Which of the head's labels each row allows (rows x labels, bool)."""
+    return torch.tensor([[label in row.allowed for label in labels] for row in rows])
+
+
+def allowed_label_loss(logits: torch.Tensor, allowed: torch.Tensor,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Minus the log of the probability the head gives the allowed labels together, averaged over the rows (weighted
+    when `weights` is given): the cross-entropy for a row with one allowed label."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    loss = -torch.logsumexp(log_p.masked_fill(~allowed, float("-inf")), dim=-1)
+    return loss.mean() if weights is None else (weights * loss).sum() / weights.sum()
 
 
 def save(model: MultiTaskClassifier, tokenizer: PreTrainedTokenizerBase, out: Path) -> None:

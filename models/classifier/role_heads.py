@@ -1,19 +1,12 @@
-"""Refit the collector head (or the borrower head too) on the trained encoder with more call text than train.py has.
+"""Refit a role head (borrower, collector or both) on the trained encoder, from the seed corpus and the flag sets.
 
-train.py teaches the role heads from the seed corpus's train split alone (704 utterances). The flag development
-sets in benchmarks/flags_eval (utterances written to test the rulebook: veiled threats, slang, indirect
-farewells, negations and hard negatives) are call text too, labelled by flag category rather than by tactic or
-state. This script keeps the encoder as it is and fits the role heads again on both:
-
-- a seed row allows its one label;
-- a development row with categories allows the labels those categories mean (threat -> threat_legal, the head's
-  one threat label, which the rulebook reads for every kind of threat; third_party -> threat_third_party;
-  insult -> insult; self_harm -> self_harm; hardship -> hardship);
-- a development row with none (neutral talk, negated mentions, hard negatives) allows every label but those.
-
-The loss is minus the log of the probability the head gives the allowed labels together, so a row that allows
-several labels does not have to choose between them. Full batch, Adam, L2 on the weights, started from the
-heads train.py made, seeded: the same inputs give the same heads. The held-out flag set is never read here.
+The flag development sets in benchmarks/flags_eval (utterances written to test the rulebook: veiled threats,
+slang, indirect farewells, negations and hard negatives) are call text, labelled by flag category rather than by
+tactic or state (`data.CallText` says what each row allows). train.py can draw them too (`--flag-sets`); this
+script keeps the encoder as it is and fits a role head again on the seed train split and the development sets:
+full batch, Adam, L2 on the weights, a seed row counting twice (its one exact label keeps the head's finer
+classes apart), started from the heads train.py made, seeded: the same inputs give the same heads. The held-out
+flag set is never read here.
 
     python models/classifier/role_heads.py [--dev development development_2 …] [--heads collector borrower]
                                            [--weights DIR] [--out DIR]
@@ -28,52 +21,32 @@ development_{2..9}` (the development sets there were then).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from sklearn.metrics import f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import BORROWER, COLLECTOR, FLAG_DIR, FLAG_SETS, seed  # noqa: E402
+from data import BORROWER, COLLECTOR, FLAG_SETS, flag_call_texts, seed, seed_call_texts  # noqa: E402
+from model import allowed_label_loss, allowed_mask  # noqa: E402
 
 from analyzer import classify  # noqa: E402
 
 LABELS = {"collector": COLLECTOR, "borrower": BORROWER}
-# the head label each flag category means, by role
-CATEGORY_LABEL = {"collector": {"threat": "threat_legal", "third_party": "threat_third_party", "insult": "insult"},
-                  "borrower": {"self_harm": "self_harm", "hardship": "hardship"}}
 STEPS = 600
 LEARNING_RATE = 0.01
 WEIGHT_DECAY = 1e-3
 SEED_WEIGHT = 2.0    # a seed row counts twice: its one exact label keeps the head's finer classes apart
 
 
-def examples(role: str, dev_sets: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def examples(role: str, dev_sets: list[str]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Texts of one role, which of the head's labels each allows, and each one's weight in the loss."""
-    labels = LABELS[role]
-    texts, allowed, weights = [], [], []
-    for example in seed("train"):
-        label = getattr(example, role)
-        if label:
-            texts.append(example.text)
-            allowed.append([name == label for name in labels])
-            weights.append(SEED_WEIGHT)
-    flag_labels = set(CATEGORY_LABEL[role].values())
-    for name in dev_sets:
-        for line in (FLAG_DIR / FLAG_SETS[name]).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else None
-            if not row or row["role"] != role:
-                continue
-            meant = {CATEGORY_LABEL[role][c] for c in row["categories"] if c in CATEGORY_LABEL[role]}
-            texts.append(row["text"])
-            allowed.append([label in meant if meant else label not in flag_labels for label in labels])
-            weights.append(1.0)
-    return texts, np.array(allowed), np.array(weights, dtype=np.float32)
+    rows = [row for row in seed_call_texts("train") + flag_call_texts(dev_sets) if row.role == role]
+    weights = torch.tensor([SEED_WEIGHT if row.source == "seed" else 1.0 for row in rows])
+    return [row.text for row in rows], allowed_mask(rows, LABELS[role]), weights
 
 
 def pooled(model, tokenizer, texts: list[str]) -> torch.Tensor:
@@ -99,14 +72,11 @@ def save_heads(model, weights: Path, out: Path | None) -> None:
     print(f"heads written to {out / 'heads.safetensors'}")
 
 
-def fit(head: torch.nn.Linear, features: torch.Tensor, allowed: np.ndarray, weights: np.ndarray) -> None:
-    mask, weights = torch.from_numpy(allowed), torch.from_numpy(weights / weights.sum())
+def fit(head: torch.nn.Linear, features: torch.Tensor, allowed: torch.Tensor, weights: torch.Tensor) -> None:
     optimizer = torch.optim.Adam(head.parameters(), lr=LEARNING_RATE)
     for _ in range(STEPS):
         optimizer.zero_grad()
-        log_p = torch.log_softmax(head(features), dim=-1)
-        loss = -(weights * torch.logsumexp(log_p.masked_fill(~mask, float("-inf")), dim=-1)).sum()
-        loss = loss + WEIGHT_DECAY * head.weight.pow(2).sum()
+        loss = allowed_label_loss(head(features), allowed, weights) + WEIGHT_DECAY * head.weight.pow(2).sum()
         loss.backward()
         optimizer.step()
 
@@ -134,7 +104,7 @@ def main() -> None:
         texts, allowed, weights = examples(role, args.dev)
         features = pooled(model, tokenizer, texts)
         fit(model.heads[role], features, allowed, weights)
-        print(f"{role}: {len(texts)} texts, {int((allowed.sum(axis=1) > 1).sum())} of them allowing several labels")
+        print(f"{role}: {len(texts)} texts, {int((allowed.sum(dim=1) > 1).sum())} of them allowing several labels")
     after = {role: seed_test_f1(model, tokenizer, role) for role in args.heads}
     for role in args.heads:
         print(f"seed test macro-F1, {role}: {before[role]:.3f} -> {after[role]:.3f}")
