@@ -84,6 +84,10 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我不是开玩笑的，我真的不想活了", "borrower", "self_harm"),   # a negated retraction takes nothing back
     ("钱可以晚两天，不过你去死吧", "collector", "insult"),          # 不过 is "but", not a negation
     ("你以为我们是吓唬你的吗？警察马上就到", "collector", "threat"),   # a question, not the retraction 那是吓唬你的
+    ("你个沙比，钱到底什么时候还", "collector", "insult"),             # 傻逼 as Whisper may write it
+    ("你闺女的电话我有，我现在就打给她", "collector", "third_party"),
+    ("你房东我认识，我就跟他说你欠钱不还", "collector", "third_party"),  # telling a named third party
+    ("我已经写好绝笔了，你们别再打了", "borrower", "self_harm"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -113,6 +117,9 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我们这边已经整理好了您的还款记录", "collector"),               # 经整 is not 经侦
     ("刚才那个“废物”是我口误，向您道歉", "collector"),               # a collector taking an insult back
     ("我刚才说什么跳河，你别当真啊，钱这周先还五百", "borrower"),
+    ("之前有同事说要联系你家人，那是他个人违规，我们不会这样做", "collector"),  # a colleague's threat disowned
+    ("我不是那种会想不开的人，钱我会还的", "borrower"),
+    ("欠钱是民事纠纷，跟坐牢没关系", "collector"),                      # denied after the word
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
