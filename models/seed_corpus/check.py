@@ -21,6 +21,11 @@ SPLITS = ("train", "test")
 FIELDS = {"text", "role", "label", "split"}
 MIN_TOTAL, MIN_TRAIN, MIN_TEST = 60, 45, 12
 NEAR_DUPLICATE = 0.85  # difflib ratio at or above which a test text counts as a copy of a train text
+# Collectors say 您 in every kind of line. When one label holds most of the 您 lines, a model learns the pronoun as
+# that label (the first corpus had 您 almost only in neutral_info, and a retrained encoder read polite empathy as
+# information), so each collector label needs both registers.
+POLITE = "您"
+MIN_REGISTER_SHARE = 0.25
 
 # Whisper mis-hearings written into the corpus (wrong form -> intended word); used to report their share.
 HOMOPHONES = {
@@ -69,6 +74,13 @@ def check(rows: list[dict]) -> list[str]:
                 problems.append(f"{label}: {train} train + {test} test, need >= {MIN_TRAIN} + {MIN_TEST} "
                                 f"and >= {MIN_TOTAL} in all")
 
+    for label in LABELS["collector"]:
+        texts = [r["text"] for r in rows if r["label"] == label]
+        polite = sum(POLITE in t for t in texts)
+        if texts and min(polite, len(texts) - polite) < MIN_REGISTER_SHARE * len(texts):
+            problems.append(f"{label}: {polite} of {len(texts)} texts say {POLITE}, need between "
+                            f"{MIN_REGISTER_SHARE:.0%} and {1 - MIN_REGISTER_SHARE:.0%}")
+
     seen: dict[str, dict] = {}
     for r in rows:
         if r["text"] in seen:
@@ -92,11 +104,12 @@ def check(rows: list[dict]) -> list[str]:
 
 def print_table(rows: list[dict]) -> None:
     counts = Counter((r["label"], r["split"]) for r in rows)
-    print(f"{'role':<10} {'label':<19} {'train':>5} {'test':>5} {'total':>5}")
+    polite = Counter(r["label"] for r in rows if POLITE in r["text"])
+    print(f"{'role':<10} {'label':<19} {'train':>5} {'test':>5} {'total':>5} {POLITE:>4}")
     for role, labels in LABELS.items():
         for label in labels:
             train, test = counts[label, "train"], counts[label, "test"]
-            print(f"{role:<10} {label:<19} {train:>5} {test:>5} {train + test:>5}")
+            print(f"{role:<10} {label:<19} {train:>5} {test:>5} {train + test:>5} {polite[label]:>5}")
     n_train = sum(r["split"] == "train" for r in rows)
     print(f"{'all':<30} {n_train:>5} {len(rows) - n_train:>5} {len(rows):>5}")
     noisy = sum(any(w in r["text"] for w in HOMOPHONES) for r in rows)
