@@ -88,6 +88,11 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你闺女的电话我有，我现在就打给她", "collector", "third_party"),
     ("你房东我认识，我就跟他说你欠钱不还", "collector", "third_party"),  # telling a named third party
     ("我已经写好绝笔了，你们别再打了", "borrower", "self_harm"),
+    ("老想着找根绳子把自己挂了", "borrower", "self_harm"),
+    ("过几天我人都没了，你们找谁要去", "borrower", "self_harm"),
+    ("你敢跑路，腿给你打断", "collector", "threat"),
+    ("猪都比你有脑子", "collector", "insult"),
+    ("下午我们去你老丈人家坐坐", "collector", "third_party"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -120,6 +125,9 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("之前有同事说要联系你家人，那是他个人违规，我们不会这样做", "collector"),  # a colleague's threat disowned
     ("我不是那种会想不开的人，钱我会还的", "borrower"),
     ("欠钱是民事纠纷，跟坐牢没关系", "collector"),                      # denied after the word
+    ("真打官司法院也不会支持你们", "borrower"),                        # 司法 is not 死法
+    ("我们不需要跟他联系，您转到自己账户就行", "collector"),
+    ("“不想活了”是我的口头禅，我好着呢", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
