@@ -11,9 +11,10 @@ flag set is never read here.
     python models/classifier/role_heads.py [--dev development development_2 …] [--heads collector borrower]
                                            [--weights DIR] [--out DIR]
 
-`--dev` defaults to every development set in benchmarks/flags_eval. The shipped weights: the collector head
-fitted with `--dev development development_2`, the borrower head with `--heads borrower --dev development
-development_{2..9}` (the development sets there were then).
+`--dev` defaults to every development set in benchmarks/flags_eval. The shipped weights keep train.py's own role
+heads (train.py now draws the development sets itself; refitting its heads here lowered the seed test scores); the
+weights before them had the collector head fitted with `--dev development development_2` and the borrower head with
+`--heads borrower --dev development development_{2..9}`.
 
 `--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
 """
