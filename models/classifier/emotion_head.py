@@ -1,7 +1,7 @@
 """Refit the emotion head on the trained encoder: a logistic regression over every emotion row, chosen on held-out rows.
 
 train.py trains the emotion head in small batches, through a head that moves with the encoder.
-With the encoder fixed, the head can see all of them: the pooled sentence vectors are computed once (about ten
+With the encoder fixed, the head can see every emotion row: the pooled sentence vectors are computed once (about ten
 minutes on 2 cores, for the three sources) and a multinomial logistic regression is fitted on them, which is the
 head's own form (softmax over one linear layer), so its coefficients become the head's weights unchanged.
 
