@@ -59,9 +59,14 @@ def classifier(models) -> Classifier:
     ("collector", "你再不还钱，我们下周就去法院起诉你，让你上失信名单", "threat_legal"),
     ("collector", "不还是吧，那我现在就给你单位领导和你爸妈打电话", "threat_third_party"),
     ("collector", "没关系的，您的情况我们都能理解，先还一部分也可以", "empathy"),
+    # empathy said with 您: the weights of 2026-11-28 had learnt the pronoun as neutral information
+    ("collector", "您的情况我理解，这样吧，我帮您申请把罚息减掉一部分", "empathy"),
     ("borrower", "我真的不想活了，活着没意思", "self_harm"),
     ("borrower", "我下周五发工资就马上还上", "promise_to_pay"),
     ("borrower", "我刚失业，老婆还住院了，实在拿不出钱", "hardship"),
+    # begging is distress, a flat no is refusal (an encoder trained without the borrower pass read begging as refusal)
+    ("borrower", "求求你们别打给我爸妈，我妈心脏不好，求你了", "distress"),
+    ("borrower", "这钱我是不会还的，你们爱找谁找谁", "refusal"),
 ])
 def test_clear_cases(classifier, role, text, act):
     turn = Turn(0.0, 1.0, "S1", role, text)
