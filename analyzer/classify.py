@@ -4,7 +4,8 @@ models/classifier/train.py, weights installed with the package).
 
 Saved layout: the encoder's `config.json` + `model.safetensors` (float16) as `save_pretrained` writes them, the
 tokenizer files, and `heads.safetensors` with `<head>.weight` / `<head>.bias`. `config.json` also carries
-`classifier_heads` ({head: [label, ...]}) and `classifier_max_length`, so the directory describes itself.
+`classifier_heads` ({head: [label, ...]}) and `classifier_max_length` (where training cut its texts), so the directory
+describes itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 from .audio import sha256_of
 from .result import Emotion, Turn
 
-MAX_LENGTH = 64      # tokens; a 15-character turn is ~10, a long one ~40
+# Tokens read of each turn: the encoder's whole window, so a long turn is read to its end (a 15-character turn is
+# ~10 tokens). Training cuts its texts shorter, for speed (models/classifier/model.py).
+MAX_LENGTH = 512
 BATCH = 64
 
 
@@ -90,7 +93,7 @@ def describe(path: Path | None = None) -> dict:
     for file in files:
         digest.update(f"{file.name}:{sha256_of(file)}\n".encode())
     return {"name": f"e5-small-zh multi-task classifier ({path.name})", "path": str(path),
-            "sha256": digest.hexdigest()}
+            "sha256": digest.hexdigest(), "max_tokens": MAX_LENGTH}
 
 
 class Classifier:
@@ -102,16 +105,18 @@ class Classifier:
         self.device = device
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Probabilities per head: {head: (len(texts), labels)}."""
-        scores: dict[str, list[np.ndarray]] = {head: [] for head in self.model.labels}
+        """Probabilities per head: {head: (len(texts), labels)}, in the texts' order."""
+        # batched by length, so one long turn pads only the batch of the longest ones
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        scores = {head: np.zeros((len(texts), len(labels))) for head, labels in self.model.labels.items()}
         with torch.inference_mode():
             for first in range(0, len(texts), BATCH):
-                batch = tokenize(self.tokenizer, texts[first:first + BATCH])
+                chunk = order[first:first + BATCH]
+                batch = tokenize(self.tokenizer, [texts[index] for index in chunk])
                 logits = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
                 for head, values in logits.items():
-                    scores[head].append(torch.softmax(values, dim=-1).cpu().numpy())
-        return {head: np.concatenate(parts) if parts else np.zeros((0, len(self.model.labels[head])))
-                for head, parts in scores.items()}
+                    scores[head][chunk] = torch.softmax(values, dim=-1).cpu().numpy()
+        return scores
 
 
 def annotate(turns: list[Turn], classifier: Classifier) -> None:

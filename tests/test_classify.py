@@ -85,6 +85,26 @@ def test_emotion_and_offensive_language(classifier):
     assert fear.emotion.label in ("anxious", "sad")
 
 
+def test_a_long_turn_is_read_to_its_end(classifier):
+    """A collector's long turn whose threat comes at the end (training cut texts at 64 tokens; the analyzer reads
+    the whole turn), scored in a batch beside short turns: the threat counts, and batching keeps each turn's scores."""
+    account = ("您好，这边是星河消费金融的客服，您在我们平台的借款已经逾期了四十五天，本金一万二千元，罚息和滞纳金一共"
+               "一千三百多元，合同约定每个月十五号还款，我们这边已经给您发过短信，也打过好几次电话，您一直没有处理，")
+    ends = {"threat": "今天下午五点前不还，我们就去法院起诉你，让你坐牢", "info": "具体的金额您可以在我们的应用里查询"}
+    assert len(classifier.tokenizer(account)["input_ids"]) > 64
+    alone = {}
+    for name, end in ends.items():
+        turn = Turn(0.0, 30.0, "S1", "collector", account + end)
+        annotate([turn], classifier)
+        alone[name] = turn.acts
+    # 0.32 against 0.00 with the weights of 2026-12-01; read only to the 64th token, both 0.00
+    assert alone["threat"]["threat_legal"] > alone["info"]["threat_legal"] + 0.2
+    batch = [Turn(0.0, 1.0, "S1", "collector", "你好"), Turn(1.0, 31.0, "S1", "collector", account + ends["threat"]),
+             Turn(31.0, 32.0, "S1", "collector", "请尽快还款")]
+    annotate(batch, classifier)
+    assert batch[1].acts == pytest.approx(alone["threat"], abs=0.002)
+
+
 def test_a_missing_classifier_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no text classifier"):
         Classifier(tmp_path)

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import data  # noqa: E402
-from model import allowed_label_loss, allowed_mask, load_base, save  # noqa: E402
+from model import TRAIN_MAX_LENGTH, allowed_label_loss, allowed_mask, load_base, save  # noqa: E402
 
 from analyzer.classify import MultiTaskClassifier, tokenize  # noqa: E402
 
@@ -111,8 +111,9 @@ def label_tensor(examples: list[data.Example], head: str) -> torch.Tensor:
     return torch.tensor([names.index(getattr(e, head)) if getattr(e, head) else -100 for e in examples])
 
 
-def task_loss(model: MultiTaskClassifier, batch: dict, examples: list, task: str,
+def task_loss(model: MultiTaskClassifier, tokenizer, examples: list, task: str,
               emotion_weights: torch.Tensor) -> torch.Tensor:
+    batch = tokenize(tokenizer, [e.text for e in examples], TRAIN_MAX_LENGTH)
     heads = {"emotion": ["emotion", "sentiment"], "offensive": ["offensive"], "seed": ["collector", "borrower"]}[task]
     logits = model(batch["input_ids"], batch["attention_mask"], heads)
     loss = torch.zeros(())
@@ -190,8 +191,7 @@ def main() -> None:
             start = time.perf_counter()
             for _ in range(args.measure):
                 examples = next_batch(task)
-                loss = task_loss(model, tokenize(tokenizer, [e.text for e in examples]), examples, task,
-                                 emotion_weights)
+                loss = task_loss(model, tokenizer, examples, task, emotion_weights)
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad()
@@ -227,7 +227,7 @@ def main() -> None:
     while step < args.steps:
         task = rng.choices(list(task_share), weights=list(task_share.values()))[0]
         examples = next_batch(task)
-        loss = task_loss(model, tokenize(tokenizer, [e.text for e in examples]), examples, task, emotion_weights)
+        loss = task_loss(model, tokenizer, examples, task, emotion_weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
