@@ -93,6 +93,12 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你敢跑路，腿给你打断", "collector", "threat"),
     ("猪都比你有脑子", "collector", "insult"),
     ("下午我们去你老丈人家坐坐", "collector", "third_party"),
+    ("你这笔账我们已经交给经侦了", "collector", "threat"),
+    ("我们已经安排人过去了，你自己看着办", "collector", "threat"),
+    ("你这人脸皮可真够厚的", "collector", "insult"),
+    ("安眠药我刚吃了一整瓶", "borrower", "self_harm"),
+    ("我们那儿遭了水灾，地里啥也没剩下", "borrower", "hardship"),
+    ("我妈上个月去世了，办完事一分钱都没了", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -128,10 +134,21 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("真打官司法院也不会支持你们", "borrower"),                        # 司法 is not 死法
     ("我们不需要跟他联系，您转到自己账户就行", "collector"),
     ("“不想活了”是我的口头禅，我好着呢", "borrower"),
+    ("我同事明天会把还款链接发给您", "collector"),                    # the collector's own colleague
+    ("利滚利的算法我给您讲一下", "collector"),                         # 滚 inside a word
+    ("我们不会报警，也没有权利这么做", "collector"),
+    ("这种冒充平台的骗子短信您别信", "collector"),
+    ("刚才不应该说您是老赖，我向您道歉", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert not [f for f in found if f.category != "hardship"], found
+
+
+def test_a_wish_to_die_is_not_a_death_in_the_family():
+    """去死 sounds like 去世 (a death, a hardship) on the telephone pinyin match; 去世 is matched by its characters."""
+    found = {flag.category for flag in flags.apply(flags.load(), [one_turn("我每天都在想怎么去死", "borrower")], 4.0)}
+    assert found == {"self_harm"}
 
 
 def test_a_hardship_that_is_over_is_not_flagged():
