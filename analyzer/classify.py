@@ -55,6 +55,12 @@ def tokenize(tokenizer, texts: list[str], max_length: int = MAX_LENGTH) -> dict:
     return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
 
+def by_length(texts: list[str], size: int = BATCH) -> list[list[int]]:
+    """The texts' indices in batches of `size`, shortest first, so that one long text pads only its own batch."""
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    return [order[first:first + size] for first in range(0, len(order), size)]
+
+
 def bundled_weights() -> Path:
     """The weights installed with the package; run from a source checkout (`python -m analyzer.cli` in the repo,
     which imports the package from the checkout), the same files in models/classifier/weights."""
@@ -106,12 +112,9 @@ class Classifier:
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Probabilities per head: {head: (len(texts), labels)}, in the texts' order."""
-        # batched by length, so one long turn pads only the batch of the longest ones
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         scores = {head: np.zeros((len(texts), len(labels))) for head, labels in self.model.labels.items()}
         with torch.inference_mode():
-            for first in range(0, len(texts), BATCH):
-                chunk = order[first:first + BATCH]
+            for chunk in by_length(texts):
                 batch = tokenize(self.tokenizer, [texts[index] for index in chunk])
                 logits = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
                 for head, values in logits.items():
@@ -124,7 +127,7 @@ def annotate(turns: list[Turn], classifier: Classifier) -> None:
     its role's tactic (collector) or state (borrower) scores."""
     if not turns:
         return
-    scores = {head: values.astype(float) for head, values in classifier([turn.text for turn in turns]).items()}
+    scores = classifier([turn.text for turn in turns])
     labels = classifier.model.labels
     for index, turn in enumerate(turns):
         emotion = dict(zip(labels["emotion"], scores["emotion"][index].round(3).tolist()))

@@ -52,14 +52,11 @@ def examples(role: str, dev_sets: list[str]) -> tuple[list[str], torch.Tensor, t
 
 def pooled(model, tokenizer, texts: list[str]) -> torch.Tensor:
     """The encoder's pooled vector of each text, in the texts' order (batched by length, so little padding)."""
-    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-    parts = []
+    features = torch.empty(len(texts), model.encoder.config.hidden_size)
     with torch.no_grad():  # not inference_mode: the features go into a fit
-        for first in range(0, len(texts), classify.BATCH):
-            batch = classify.tokenize(tokenizer, [texts[index] for index in order[first:first + classify.BATCH]])
-            parts.append(model.pool(batch["input_ids"], batch["attention_mask"]))
-    features = torch.empty_like(torch.cat(parts))
-    features[torch.tensor(order)] = torch.cat(parts)
+        for chunk in classify.by_length(texts):
+            batch = classify.tokenize(tokenizer, [texts[index] for index in chunk])
+            features[chunk] = model.pool(batch["input_ids"], batch["attention_mask"])
     return features
 
 
