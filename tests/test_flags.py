@@ -99,6 +99,19 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("安眠药我刚吃了一整瓶", "borrower", "self_harm"),
     ("我们那儿遭了水灾，地里啥也没剩下", "borrower", "hardship"),
     ("我妈上个月去世了，办完事一分钱都没了", "borrower", "hardship"),
+    ("有时候真想吃药跟她一起走了", "borrower", "self_harm"),
+    ("一分钱都没有，我还活着干嘛", "borrower", "self_harm"),
+    ("病成这样还拖累家里，不如早点走", "borrower", "self_harm"),
+    ("绳子我都准备好了", "borrower", "self_harm"),
+    ("我被网上刷单的骗光了积蓄", "borrower", "hardship"),
+    ("我们的人已经出发了，你在家等着", "collector", "threat"),
+    ("再不还，房子车子全给您拍了", "collector", "threat"),
+    ("今天就到您家门口坐坐", "collector", "threat"),
+    ("你的担保人我们已经联系过了", "collector", "third_party"),
+    ("我在你们家族群里把这事全抖出来", "collector", "third_party"),
+    ("我刚问过你隔壁的邻居了", "collector", "third_party"),
+    ("我们晚上过去，跟你爸妈好好聊聊", "collector", "third_party"),
+    ("明天去你厂里跟你们老板说说", "collector", "third_party"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -139,6 +152,16 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我们不会报警，也没有权利这么做", "collector"),
     ("这种冒充平台的骗子短信您别信", "collector"),
     ("刚才不应该说您是老赖，我向您道歉", "collector"),
+    ("您先别哭，到底出什么事了？", "collector"),                    # concern, not 出什么事 as a threat
+    ("网上曝光您？不会的，那是违法的", "collector"),                 # denied in the next clause
+    ("自杀？我才不会，为这点钱不值", "borrower"),
+    ("听说有人被催得跳楼了，你放心，我不会的", "borrower"),
+    ("路上堵死了，到家就转账", "borrower"),                         # the classifier heard self-harm in 堵死
+    ("他说您是骗子，那是不对的", "collector"),
+    ("逾期不构成犯罪，您不用担心", "collector"),
+    ("我们不可能给您的朋友打电话", "collector"),
+    ("有人说要去您单位闹？那不是我们公司的人", "collector"),
+    ("我们公司同事帮一个客户办过停息，流程发给您", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -151,9 +174,12 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     assert found == {"self_harm"}
 
 
-def test_a_hardship_that_is_over_is_not_flagged():
-    # 不过 is "but", not a negation of what follows, so the retraction 现在都好了 counts
-    found = flags.apply(flags.load(), [one_turn("去年我失业了半年，不过现在都好了，这个月按时还", "borrower")], 4.0)
+@pytest.mark.parametrize("text", [
+    "去年我失业了半年，不过现在都好了，这个月按时还",   # 不过 is "but", not a negation, so 现在都好了 retracts
+    "我跟你们说我妈住院了，其实不是，我今天就还",       # a hardship owned up to as made up
+])
+def test_a_hardship_that_is_over_is_not_flagged(text):
+    found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
     assert not found, found
 
 
