@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import data  # noqa: E402
 from model import TRAIN_MAX_LENGTH, allowed_label_loss, allowed_mask, load_base, save  # noqa: E402
 
-from analyzer.classify import MultiTaskClassifier, tokenize  # noqa: E402
+from analyzer.classify import MultiTaskClassifier, load_model, tokenize  # noqa: E402
 
 DEFAULT_BASE = Path("~/.cache/analyzer/models/e5-small-zh").expanduser()
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights"
@@ -134,6 +134,9 @@ def task_loss(model: MultiTaskClassifier, tokenizer, examples: list, task: str,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", type=Path, default=DEFAULT_BASE)
+    parser.add_argument("--init", type=Path,
+                        help="continue from trained weights (encoder and heads, e.g. the shipped ones) instead of "
+                             "the converted base with fresh heads")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--ckpt-dir", type=Path, default=Path("~/.cache/analyzer/classifier_training").expanduser())
     parser.add_argument("--steps", type=int, default=3000)
@@ -169,7 +172,7 @@ def main() -> None:
     print("pools:", {k: len(p.examples) for k, p in pools.items()}, flush=True)
     print("emotion class weights:", dict(zip(data.EMOTIONS, emotion_weights.numpy().round(2))), flush=True)
 
-    model, tokenizer = load_base(args.base, data.HEADS)
+    model, tokenizer = load_model(args.init) if args.init else load_base(args.base, data.HEADS)
     model.train()
     optimizer = torch.optim.AdamW([
         {"params": model.encoder.parameters(), "lr": args.lr},
