@@ -5,7 +5,8 @@ With the encoder fixed, the head can see every emotion row: the pooled sentence 
 minutes on 2 cores, for the three sources) and a multinomial logistic regression is fitted on them, which is the
 head's own form (softmax over one linear layer), so its coefficients become the head's weights unchanged.
 
-Choice, made on rows held out from training, never on the evaluation sets: virus_eval (SMP2020's Weibo posts)
+Choice, made on rows held out from the head's fit (not from the encoder's: train.py trains on them), never on
+the evaluation sets: virus_eval (SMP2020's Weibo posts)
 and a seeded fifth of NLPCC 2013 (general Weibo), scored by the mean of their macro-F1 (SMP's six labels for
 virus_eval, seven for NLPCC). The grid: which training sources (SMP; SMP + NLPCC; SMP + NLPCC + CPED), how the
 classes are weighted (not at all; by the inverse square root of their share, as train.py does; balanced), and the
