@@ -112,6 +112,8 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我刚问过你隔壁的邻居了", "collector", "third_party"),
     ("我们晚上过去，跟你爸妈好好聊聊", "collector", "third_party"),
     ("明天去你厂里跟你们老板说说", "collector", "third_party"),
+    ("你个骗子，还撒谎", "collector", "insult"),                    # an accusation of lying takes nothing back
+    ("老赖，你这样是不对的", "collector", "insult"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
