@@ -33,6 +33,7 @@ RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all",
              "window", "call"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
+SENTENCE_END = re.compile(r"[。！？；.!?;]")
 # grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死
 FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它")
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
@@ -268,18 +269,30 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
     kept, negated = [], False
     for start, end, worth in spans:
         if (_is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields)
-                or any(0 <= clause - _clause_index(text, end) <= 1 for clause in retracted)):
+                or any(_takes_back(retraction, _clause_index(text, end), start) for retraction in retracted)):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
     return kept, negated
 
 
-def _retractions(rulebook: Rulebook, text: str) -> list[int]:
-    """The clauses (by index) where a retraction phrase begins, itself not negated (不是开玩笑 takes nothing
-    back). A retraction takes back what was said in its clause and the one before it."""
-    return [_clause_index(text, m.start()) for phrase in rulebook.retractions
+def _retractions(rulebook: Rulebook, text: str) -> list[tuple[int, int]]:
+    """Where each retraction phrase stands, itself not negated (不是开玩笑 takes nothing back): its clause (by
+    index) and where its sentence begins."""
+    return [(_clause_index(text, m.start()), _sentence_start(text, m.start())) for phrase in rulebook.retractions
             for m in re.finditer(re.escape(phrase), text) if not _is_negated(text, m.start(), rulebook)]
+
+
+def _takes_back(retraction: tuple[int, int], clause: int, start: int) -> bool:
+    """A retraction takes back what was said before it in its sentence (我爸住院那会儿确实困难，不过现在他出院了，
+    工作也稳定了), and the clause before it when that ends the sentence before (自杀？我才不会)."""
+    retraction_clause, sentence_start = retraction
+    return clause <= retraction_clause and (retraction_clause - clause <= 1 or start >= sentence_start)
+
+
+def _sentence_start(text: str, position: int) -> int:
+    ends = [m.end() for m in SENTENCE_END.finditer(text, 0, position)]
+    return ends[-1] if ends else 0
 
 
 def _clause_index(text: str, position: int) -> int:

@@ -114,6 +114,12 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("明天去你厂里跟你们老板说说", "collector", "third_party"),
     ("你个骗子，还撒谎", "collector", "insult"),                    # an accusation of lying takes nothing back
     ("老赖，你这样是不对的", "collector", "insult"),
+    ("我不想再拖累爸妈了，还是早点走吧", "borrower", "self_harm"),     # 不想 here does not deny the farewell
+    ("真希望哪天出个意外死了才好", "borrower", "self_harm"),
+    ("我们上周已经跟您爱人沟通过这笔欠款了", "collector", "third_party"),
+    ("你儿子在哪上学我们都知道，他万一出点意外可别怪我", "collector", "third_party"),
+    ("明天叫几个人尚门，给你点颜色看看", "collector", "threat"),
+    ("你晚上最好别一个人出门", "collector", "threat"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -164,6 +170,9 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我们不可能给您的朋友打电话", "collector"),
     ("有人说要去您单位闹？那不是我们公司的人", "collector"),
     ("我们公司同事帮一个客户办过停息，流程发给您", "collector"),
+    ("我没说我不想活，我说的是最近压力大", "borrower"),
+    ("借钱时求爷爷告奶奶的，这道理谁都知道", "collector"),          # 爷爷, 奶奶 in an idiom are no third party
+    ("这事我跟你们死磕到底，利息必须退", "borrower"),                 # the classifier heard self-harm in 死磕
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -179,10 +188,19 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
 @pytest.mark.parametrize("text", [
     "去年我失业了半年，不过现在都好了，这个月按时还",   # 不过 is "but", not a negation, so 现在都好了 retracts
     "我跟你们说我妈住院了，其实不是，我今天就还",       # a hardship owned up to as made up
+    "工资没拖欠，月底发了就还",
+    "我去年住院花了不少钱，那阵子真的难，不过现在病好了，这周就还",   # taken back three clauses on
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
     assert not found, found
+
+
+def test_a_retraction_does_not_reach_into_an_earlier_sentence():
+    # 不会的 answers the question about a complaint; the hospital stay two sentences back still stands
+    text = "我老婆住院了，家里一分钱都没有。你说我会去投诉？不会的，这周先还两百"
+    found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
+    assert "hardship" in {f.category for f in found}, found
 
 
 def test_a_kin_word_after_go_is_not_abuse():
@@ -195,6 +213,12 @@ def test_a_word_inside_a_longer_word_of_another_list_is_that_word():
     # 儿子 in 龟儿子 is an insult, not the borrower's son; 上门 in 找上门 is the visit, not a contact verb
     found = flags.apply(flags.load(), [one_turn("你个龟儿子，等我们找上门来有你好受的")], 4.0)
     assert "insult" in {f.category for f in found} and "third_party" not in {f.category for f in found}
+
+
+def test_people_sent_to_the_borrowers_workplace_are_a_threat_to_the_borrower():
+    # the classifier hears a third-party threat; the visit is to deal with the borrower, so it is a threat only
+    found = flags.apply(flags.load(), [one_turn("你信不信我叫几个兄弟去你工地跟你好好聊聊")], 4.0)
+    assert {f.category for f in found} == {"threat"}, found
 
 
 def test_a_none_condition_vetoes_the_rule():
