@@ -4,17 +4,16 @@ The flag development sets in benchmarks/flags_eval (utterances written to test t
 slang, indirect farewells, negations and hard negatives) are call text, labelled by flag category rather than by
 tactic or state (`data.CallText` says what each row allows). train.py can draw them too (`--flag-sets`); this
 script keeps the encoder as it is and fits a role head again on the seed train split and the development sets:
-full batch, Adam, L2 on the weights, a seed row counting twice (its one exact label keeps the head's finer
-classes apart), started from the heads train.py made, seeded: the same inputs give the same heads. The held-out
+full batch, Adam, L2 on the weights, a seed row counting two or four times (`SEED_WEIGHT`), started from the
+heads train.py made, seeded: the same inputs give the same heads. The held-out
 flag set is never read here.
 
     python models/classifier/role_heads.py [--dev development development_2 …] [--heads collector borrower]
                                            [--weights DIR] [--out DIR]
 
-`--dev` defaults to every development set in benchmarks/flags_eval. The shipped weights keep train.py's own role
-heads (train.py now draws the development sets itself; refitting its heads here lowered the seed test scores); the
-weights before them had the collector head fitted with `--dev development development_2` and the borrower head with
-`--heads borrower --dev development development_{2..9}`.
+`--dev` defaults to every development set in benchmarks/flags_eval. The shipped role heads were refitted so on the
+sixth run's encoder, `--heads collector borrower` with development sets 1-15 (train.py had drawn 1-12): with sets
+1-14 the classifier alone found more of development_15's violations (models/classifier/README.md, Role heads).
 
 `--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
 """
@@ -40,13 +39,15 @@ LABELS = {"collector": COLLECTOR, "borrower": BORROWER}
 STEPS = 600
 LEARNING_RATE = 0.01
 WEIGHT_DECAY = 1e-3
-SEED_WEIGHT = 2.0    # a seed row counts twice: its one exact label keeps the head's finer classes apart
+# what a seed row counts for against a development row: its one exact label keeps the head's finer classes apart
+# (the collector's deadline, 看不到钱你就等着吧, stays urgency at 4; at 2 and 3 it became a legal threat)
+SEED_WEIGHT = {"collector": 4.0, "borrower": 2.0}
 
 
 def examples(role: str, dev_sets: list[str]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Texts of one role, which of the head's labels each allows, and each one's weight in the loss."""
     rows = [row for row in seed_call_texts("train") + flag_call_texts(dev_sets) if row.role == role]
-    weights = torch.tensor([SEED_WEIGHT if row.source == "seed" else 1.0 for row in rows])
+    weights = torch.tensor([SEED_WEIGHT[role] if row.source == "seed" else 1.0 for row in rows])
     return [row.text for row in rows], allowed_mask(rows, LABELS[role]), weights
 
 
