@@ -120,6 +120,17 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你儿子在哪上学我们都知道，他万一出点意外可别怪我", "collector", "third_party"),
     ("明天叫几个人尚门，给你点颜色看看", "collector", "threat"),
     ("你晚上最好别一个人出门", "collector", "threat"),
+    ("我得了重病治不起，干脆死了算了", "borrower", "self_harm"),
+    ("想着买份意外险，然后去撞车", "borrower", "self_harm"),
+    ("你这个没脸没皮的，钱呢", "collector", "insult"),
+    ("你就是个渣男，借钱不还", "collector", "insult"),
+    ("你爸妈那边我们已经派人过去了", "collector", "third_party"),
+    ("你表哥的电话我已经打了", "collector", "third_party"),
+    ("你们班主任我认识，让他在家长会上讲讲你", "collector", "third_party"),
+    ("钱不到位我们就报警", "collector", "threat"),
+    ("派出所那边已经给你备案了", "collector", "threat"),
+    ("你女儿在哪上学我知道，明天我们的人去接她", "collector", "threat"),
+    ("再挂电话，让你出门就出车祸", "collector", "threat"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -173,6 +184,10 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我没说我不想活，我说的是最近压力大", "borrower"),
     ("借钱时求爷爷告奶奶的，这道理谁都知道", "collector"),          # 爷爷, 奶奶 in an idiom are no third party
     ("这事我跟你们死磕到底，利息必须退", "borrower"),                 # the classifier heard self-harm in 死磕
+    ("我怎么可能想不开，我还有孩子要养", "borrower"),
+    ("公司规定不许上门，也不许联系您家人", "collector"),
+    ("冒充警察的诈骗电话很多，您小心", "collector"),
+    ("逾期跟坐牢是两码事，您别担心", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -190,6 +205,8 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "我跟你们说我妈住院了，其实不是，我今天就还",       # a hardship owned up to as made up
     "工资没拖欠，月底发了就还",
     "我去年住院花了不少钱，那阵子真的难，不过现在病好了，这周就还",   # taken back three clauses on
+    "我老家发过洪水，不过钱照还",
+    "我之前失业了，现在找到新工作了，月底还",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
