@@ -36,6 +36,10 @@ CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 SENTENCE_END = re.compile(r"[。！？；.!?;]")
 # grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死
 FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它")
+# a numeral followed by another numeral or a unit is part of a number: 去十 in 刷进去十二万 is not 去死 (but 意四 in
+# 活着没意四 may be 意思, and 一七 逾期)
+NUMERALS = frozenset("零一二三四五六七八九十百千万亿两")
+NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个")
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
@@ -326,6 +330,9 @@ def _find_by_pinyin(text: str, word: str) -> list[int]:
         if exact == len(word) or exact * 2 < len(word):
             continue                    # exact matches are found already; too few exact characters
         if any(a != b and a in FUNCTION_CHARACTERS for a, b in zip(window, word)):
+            continue
+        if any(a != b and a in NUMERALS and text[start + i + 1: start + i + 2] in NUMBER_FOLLOWERS
+               for i, (a, b) in enumerate(zip(window, word))):
             continue
         if len(word) == 2 and all(a != b or a in WEAK_ANCHORS for a, b in zip(window, word)):
             continue

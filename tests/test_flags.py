@@ -131,6 +131,20 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("派出所那边已经给你备案了", "collector", "threat"),
     ("你女儿在哪上学我知道，明天我们的人去接她", "collector", "threat"),
     ("再挂电话，让你出门就出车祸", "collector", "threat"),
+    ("明天我们就去你岳父家", "collector", "third_party"),
+    ("你们单位领导都得知道你欠钱不还", "collector", "third_party"),
+    ("你楼下物业我已经打过招呼了", "collector", "third_party"),
+    ("再拖着，让你以后走路都扶着墙", "collector", "threat"),
+    ("经侦那边已经给你立案了", "collector", "threat"),
+    ("你要是进去了，孩子谁管？", "collector", "threat"),
+    ("借钱时叫爷爷，还钱时装孙子", "collector", "insult"),
+    ("反正我也不打算活了", "borrower", "self_harm"),
+    ("我真系唔想再活落去", "borrower", "self_harm"),
+    ("活着没得意思，今晚就去跳长江", "borrower", "self_harm"),
+    ("我想开着车冲到河里去", "borrower", "self_harm"),
+    ("塘里的鱼全死光了，一年白干", "borrower", "hardship"),
+    ("店被强拆了，一分钱补偿没有", "borrower", "hardship"),
+    ("房贷也还不上，活着没意四", "borrower", "self_harm"),           # a numeral standing for 思, not in a number
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -188,6 +202,12 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("公司规定不许上门，也不许联系您家人", "collector"),
     ("冒充警察的诈骗电话很多，您小心", "collector"),
     ("逾期跟坐牢是两码事，您别担心", "collector"),
+    ("我说的是工作不想干了，不是人不想活了", "borrower"),
+    ("我没骂你废物，我说方案作废了", "collector"),
+    ("我们单位规定晚上不能打电话，所以早点联系您", "collector"),
+    ("有个客户上周结清了，您也可以申请", "collector"),
+    ("大家都不容易，咱们说说还款的事", "collector"),
+    ("我被骗去刷单，刷进去十二万", "borrower"),                       # 去十 is not 去死
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -207,6 +227,7 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "我去年住院花了不少钱，那阵子真的难，不过现在病好了，这周就还",   # taken back three clauses on
     "我老家发过洪水，不过钱照还",
     "我之前失业了，现在找到新工作了，月底还",
+    "我妈住院那会儿你们帮过我，这次我按时还",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
