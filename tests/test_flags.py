@@ -208,6 +208,7 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("有个客户上周结清了，您也可以申请", "collector"),
     ("大家都不容易，咱们说说还款的事", "collector"),
     ("我被骗去刷单，刷进去十二万", "borrower"),                       # 去十 is not 去死
+    ("我打算跳槽到珠海，工资高点", "borrower"),                       # a job, not a river
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
