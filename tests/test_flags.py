@@ -145,6 +145,21 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("塘里的鱼全死光了，一年白干", "borrower", "hardship"),
     ("店被强拆了，一分钱补偿没有", "borrower", "hardship"),
     ("房贷也还不上，活着没意四", "borrower", "self_harm"),           # a numeral standing for 思, not in a number
+    ("明天我们三个人上门，你那些家具怎么处理就不好说了", "collector", "threat"),
+    ("派出所的人过两天会找你谈", "collector", "threat"),
+    ("等着被叫去问话吧", "collector", "threat"),
+    ("再不还，直接走刑是程序", "collector", "threat"),                 # 刑事 as Whisper writes it
+    ("下周去你们公司楼下拉横幅", "collector", "third_party"),
+    ("看你那怂样，电话都不敢接", "collector", "insult"),
+    ("你这种蓄生也配借钱", "collector", "insult"),                     # 畜生 as Whisper writes it
+    ("四十岁的人了还赖账，你说你活着图啥", "collector", "insult"),
+    ("一个大男人天天躲着，丢人现眼", "collector", "insult"),
+    ("烂货，钱都不还还好意思接电话", "collector", "insult"),
+    ("厂子倒了，我已经在安排自己的后事了", "borrower", "self_harm"),
+    ("我这病治不好，不如我自己早点走", "borrower", "self_harm"),
+    ("腿废了，活着只会拖累老婆孩子", "borrower", "self_harm"),
+    ("你们下回打来，接电话的就是殡仪馆了", "borrower", "self_harm"),
+    ("天天在想要不要喝药算了", "borrower", "self_harm"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -209,6 +224,11 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("大家都不容易，咱们说说还款的事", "collector"),
     ("我被骗去刷单，刷进去十二万", "borrower"),                       # 去十 is not 去死
     ("我打算跳槽到珠海，工资高点", "borrower"),                       # a job, not a river
+    ("去死吧你们这些放贷的", "borrower"),                             # the borrower curses the collectors
+    ("我还没傻到为这点钱寻死", "borrower"),
+    ("想不开？不至于，我还有老娘要养", "borrower"),
+    ("昨天我们楼有人跳楼了，警察来了好多", "borrower"),               # someone else
+    ("我一个人上门，就是当面核对一下地址", "collector"),                # one caller, no people sent
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -229,6 +249,8 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "我老家发过洪水，不过钱照还",
     "我之前失业了，现在找到新工作了，月底还",
     "我妈住院那会儿你们帮过我，这次我按时还",
+    "前年失业过半年，现在工作已经稳定了，月底就还",
+    "上个月出了个车祸，不过保险全赔了，钱照样能还",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
