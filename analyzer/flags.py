@@ -27,8 +27,8 @@ SEVERITY_WEIGHTS = {"low": 0.3, "medium": 0.6, "high": 0.9, "critical": 1.0}
 ROLES = ("collector", "borrower", "unknown")
 TEXT_KINDS = ("lexicon", "regex")
 CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
-RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "exceptions", "retractions", "lexicons",
-                 "rules"}
+RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "rhetorical_denials", "exceptions",
+                 "retractions", "lexicons", "rules"}
 RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "none", "confidence", "negatable",
              "window", "call"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
@@ -86,6 +86,8 @@ class Rulebook:
     sha256: str = ""                  # of the rules as read (comments and layout aside): an edit reprocesses calls
     exceptions: list[str] = field(default_factory=list)   # phrases inside which no word counts (跳楼价)
     retractions: list[str] = field(default_factory=list)  # phrases taking back the words before them (是气话)
+    # questions that deny the rest of their clause (谁说我要跳楼了), unless a negation follows (谁说我们不会起诉你)
+    rhetorical_denials: list[str] = field(default_factory=list)
     word_lists: tuple = field(init=False, repr=False, compare=False)   # the lexicons, hashable for _exact_spans
 
     def __post_init__(self):
@@ -105,7 +107,7 @@ class Rulebook:
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
                 rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
         return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
-                        self.path, self.sha256, self.exceptions, self.retractions)
+                        self.path, self.sha256, self.exceptions, self.retractions, self.rhetorical_denials)
 
 
 def default_path() -> Path:
@@ -367,9 +369,14 @@ def _fold(syllable: str) -> str:
 
 def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
     """A negation word right before the match, with at most a modal and an object between (没有要找您家人), or
-    one of the strong ones anywhere before it in the clause (我们绝对不会给您家人打电话)."""
+    one of the strong ones anywhere before it in the clause (我们绝对不会给您家人打电话), or a rhetorical
+    question before it in the clause (我什么时候说过要去您家了), which a negation after it turns round
+    (谁说我们不会起诉你)."""
     clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
     before = text[clause_start:start]
+    asked = max((before.rfind(cue) + len(cue) for cue in rulebook.rhetorical_denials if cue in before), default=-1)
+    if asked >= 0:
+        return not any(cue in before[asked:] for cue in rulebook.negations)
     if any(cue in before for cue in rulebook.clause_negations):
         return True
     for cue in rulebook.negations:
@@ -480,8 +487,9 @@ def _build(data: dict, path: Path) -> Rulebook:
         lexicons[name] = words
     negations, clause_negations = data.get("negations") or [], data.get("clause_negations") or []
     exceptions, retractions = data.get("exceptions") or [], data.get("retractions") or []
+    rhetorical_denials = data.get("rhetorical_denials") or []
     for key, words in (("negations", negations), ("clause_negations", clause_negations), ("exceptions", exceptions),
-                       ("retractions", retractions)):
+                       ("retractions", retractions), ("rhetorical_denials", rhetorical_denials)):
         if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
             fail(top, f"`{key}` must be a list of words")
     if not isinstance(data["rules"], list):
@@ -497,7 +505,8 @@ def _build(data: dict, path: Path) -> Rulebook:
         rules.append(rule)
     content = json.dumps(_without_lines(data), ensure_ascii=False, sort_keys=True, default=str)
     return Rulebook(str(data["rulebook"]), str(data["version"]), lexicons, negations, clause_negations, rules,
-                    str(path), hashlib.sha256(content.encode()).hexdigest(), exceptions, retractions)
+                    str(path), hashlib.sha256(content.encode()).hexdigest(), exceptions, retractions,
+                    rhetorical_denials)
 
 
 def _without_lines(value):

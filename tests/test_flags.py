@@ -160,6 +160,18 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("腿废了，活着只会拖累老婆孩子", "borrower", "self_harm"),
     ("你们下回打来，接电话的就是殡仪馆了", "borrower", "self_harm"),
     ("天天在想要不要喝药算了", "borrower", "self_harm"),
+    ("谁说我们不会起诉你？", "collector", "threat"),                 # a rhetorical denial of a denial affirms
+    ("我已经跟你老婆说了，让她管管你", "collector", "third_party"),
+    ("我刚和你领导通完电话", "collector", "third_party"),
+    ("明天去你孩子学校门口发传单", "collector", "third_party"),
+    ("你爸妈过年能不能安生，就看你了", "collector", "third_party"),
+    ("我们的人下午就在你们小区门口", "collector", "threat"),
+    ("你等着当着同事的面被带走吧", "collector", "threat"),
+    ("四十岁了几千块都拿不出，这辈子白活了", "collector", "insult"),
+    ("出门没带脑子吧你", "collector", "insult"),
+    ("我这种人死了倒干净", "borrower", "self_harm"),
+    ("我要是死了，家里还能拿点保险赔偿", "borrower", "self_harm"),
+    ("银行卡和密码我都留给我妈了", "borrower", "self_harm"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -229,6 +241,13 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("想不开？不至于，我还有老娘要养", "borrower"),
     ("昨天我们楼有人跳楼了，警察来了好多", "borrower"),               # someone else
     ("我一个人上门，就是当面核对一下地址", "collector"),                # one caller, no people sent
+    ("谁说我要跳楼了？我是说想搬到低一点的楼层", "borrower"),        # a rhetorical denial
+    ("我什么时候说过要去您家了？", "collector"),
+    ("我哪句话说您是老赖了？", "collector"),
+    ("谁跟你说我们会报警的？这是民事纠纷", "collector"),
+    ("你话我寻死？我唔会寻死", "borrower"),                           # Cantonese: 你话 (you say), 唔 (not)
+    ("跳河这种事我这辈子都不会做", "borrower"),
+    ("把您的事发到群里？这种想法我从来没有过", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -251,6 +270,8 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "我妈住院那会儿你们帮过我，这次我按时还",
     "前年失业过半年，现在工作已经稳定了，月底就还",
     "上个月出了个车祸，不过保险全赔了，钱照样能还",
+    "去年失业过，现在上班了，下周就还",
+    "手头是紧了点，但问题不大，二十号前还",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
