@@ -30,7 +30,7 @@ CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
 RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "rhetorical_denials", "exceptions",
                  "retractions", "lexicons", "rules"}
 RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "none", "confidence", "negatable",
-             "window", "call"}
+             "window", "call", "told_of_others"}
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 SENTENCE_END = re.compile(r"[。！？；.!?;]")
@@ -42,9 +42,10 @@ NUMERALS = frozenset("零一二三四五六七八九十百千万亿两")
 NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个")
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
-# what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子
-NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到)*"
-                         r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?$")
+# what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 /
+# 不做上门催收 / 没有那种想不开的念头
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到|做|干|搞)*"
+                         r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
 
 
 class RulebookError(ValueError):
@@ -72,6 +73,9 @@ class Rule:
     negatable: bool = True
     window: tuple[float, float] | None = None
     call: dict = field(default_factory=dict)
+    # words naming someone else: the rule's words after one in their clause, with no 我 between, tell of that
+    # person (隔壁单元的大爷跳楼了), and the turn is not flagged on them or on the classifier
+    told_of_others: tuple[str, ...] = ()
 
 
 @dataclass
@@ -212,6 +216,11 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
     if not every or (rule.any and not any(some)) or any(_holds(rulebook, c, turns, index, 1.0)[0] for c in rule.none):
         return None
     text_matches = [m for matches in matched for m in matches]
+    if rule.told_of_others:
+        own = [m for m in text_matches if not _told_of_others(turn.text, m.start, rule.told_of_others)]
+        if text_matches and not own:
+            return None                 # the classifier read the same story (电影里的主角最后跳楼了)
+        text_matches = own
     if scores and not text_matches and rule.negatable and _denied(rulebook, rule.category, turn.text):
         return None                     # the classifier heard a threat in 我们不会起诉您
     # the words and the classifier are two witnesses: either raises the confidence
@@ -234,6 +243,13 @@ def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: i
                    for other in turns), [], None
     score = turn.acts.get(condition.value, 0.0) if condition.kind == "act" else (turn.offensive or 0.0)
     return score >= condition.minimum, [], score
+
+
+def _told_of_others(text: str, start: int, others: tuple[str, ...]) -> bool:
+    """Someone else is named before `start` in its clause, and the speaker (我) not after them."""
+    clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
+    before = text[clause_start:start]
+    return any(word in before and "我" not in before[before.rfind(word) + len(word):] for word in others)
 
 
 def _denied(rulebook: Rulebook, category: str, text: str) -> bool:
@@ -266,10 +282,12 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
             if len(word) >= 2:
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
-        # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门
-        longer = [span for name, found in exact.items() if name != condition.value for span in found]
+        # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门; and a
+        # sound-alike is not heard in another list's word as written: 去世 is a death, not 去死
+        others = [span for name, found in exact.items() if name != condition.value for span in found]
         spans = [(start, end, worth) for start, end, worth in spans
-                 if not any(a <= start and end <= b and b - a > end - start for a, b in longer)]
+                 if not any(a <= start and end <= b and (b - a > end - start or worth < confidence)
+                            for a, b in others)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
     retracted = _retractions(rulebook, text)
     kept, negated = [], False
@@ -541,12 +559,15 @@ def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
     confidence = raw.get("confidence", 0.9)
     if not isinstance(confidence, (int, float)) or not 0 < confidence <= 1:
         fail(line, f"{label}: confidence must be a number in (0, 1]")
+    others = raw.get("told_of_others") or []
+    if not isinstance(others, list) or not all(isinstance(w, str) and w for w in others):
+        fail(line, f"{label}: told_of_others must be a list of words")
     window = raw.get("window")
     if window is not None and (not isinstance(window, list) or len(window) != 2 or window[0] >= window[1]):
         fail(line, f"{label}: window must be [FROM_S, TO_S] with FROM_S < TO_S")
     return Rule(str(raw["id"]), raw["category"], raw["severity"], tuple(roles), str(raw.get("description", "")),
                 conditions["any"], conditions["all"], conditions["none"], float(confidence), bool(raw.get("negatable", True)),
-                tuple(window) if window else None, call)
+                tuple(window) if window else None, call, tuple(others))
 
 
 def _build_condition(raw, lexicons: dict, fail, line: int, label: str) -> Condition:

@@ -172,6 +172,22 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我这种人死了倒干净", "borrower", "self_harm"),
     ("我要是死了，家里还能拿点保险赔偿", "borrower", "self_harm"),
     ("银行卡和密码我都留给我妈了", "borrower", "self_harm"),
+    ("当心我叫人来找你麻烦", "collector", "threat"),
+    ("警车就停在你家楼下", "collector", "threat"),
+    ("等法院把你家搬空", "collector", "threat"),
+    ("我把你的事跟你舅舅说了", "collector", "third_party"),
+    ("我们已经跟你们公司人事聊过了", "collector", "third_party"),
+    ("去你们学院群里发一圈", "collector", "third_party"),
+    ("照片贴满你们镇上", "collector", "third_party"),
+    ("你爹妈真是白养你了", "collector", "insult"),
+    ("说你是个人都抬举你了", "collector", "insult"),
+    ("侬只赤佬", "collector", "insult"),
+    ("我就想吃一把药睡过去算了", "borrower", "self_harm"),
+    ("药我都攒好了，到时候一口吞了", "borrower", "self_harm"),
+    ("绳子挂好在房梁上了", "borrower", "self_harm"),
+    ("邻居都知道我不想活了", "borrower", "self_harm"),               # someone else named, then the speaker
+    ("医生说要换肾，我哪来的钱", "borrower", "hardship"),
+    ("工资欠了半年了", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -248,6 +264,14 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("你话我寻死？我唔会寻死", "borrower"),                           # Cantonese: 你话 (you say), 唔 (not)
     ("跳河这种事我这辈子都不会做", "borrower"),
     ("把您的事发到群里？这种想法我从来没有过", "collector"),
+    ("上门？没有没有，我们根本不做上门催收", "collector"),
+    ("莫担心，我莫得那种想不开的念头", "borrower"),                 # Sichuan: 莫得 (have no)
+    ("我们怎么会把您的事发到网上呢", "collector"),
+    ("我可没说我不想活了", "borrower"),
+    ("电影里的主角最后跳楼了，看得我难受", "borrower"),             # someone else's jump
+    ("新闻上说有个网红跳江了", "borrower"),
+    ("我同事他爸去世了，我去帮忙", "borrower"),                     # 去世 is a death, not 去死 misheard
+    ("逾期后会走诉讼，我跟您说明一下流程", "collector"),             # 下流 in 一下流程
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -272,6 +296,8 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "上个月出了个车祸，不过保险全赔了，钱照样能还",
     "去年失业过，现在上班了，下周就还",
     "手头是紧了点，但问题不大，二十号前还",
+    "上个月生意差了点，但这个月好了，钱一分不会少",
+    "前两年失业过，现在找到工作了，月底还",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
@@ -385,6 +411,10 @@ def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
      "    severity: high\n    any:\n      - regex: x\n", ":1:", "`retractions` must be a list of words"),
     ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
      "    any:\n      - regex: x\n    none:\n      - lexicon: nowhere\n", ":10:", "no lexicon named `nowhere`"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: self_harm\n    severity: high\n"
+     "    told_of_others: 朋友\n    any:\n      - regex: x\n", ":4:", "told_of_others must be a list of words"),
+    ("rulebook: x\nversion: '1'\nrhetorical_denials: 谁说\nrules:\n  - id: a\n    category: threat\n"
+     "    severity: high\n    any:\n      - regex: x\n", ":1:", "`rhetorical_denials` must be a list of words"),
 ])
 def test_a_malformed_rulebook_is_rejected_with_line_and_reason(tmp_path, text, where, reason):
     path = tmp_path / "bad.yaml"
