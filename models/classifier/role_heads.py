@@ -12,9 +12,8 @@ flag set is never read here.
                                            [--weights DIR] [--out DIR]
 
 `--dev` defaults to every development set in benchmarks/flags_eval. The shipped role heads were refitted so on the
-sixth run's encoder, `--heads collector borrower --dev development development_{2..15}` (train.py had drawn sets
-1-12): with sets 1-14 the classifier alone found more of development_15's violations (models/classifier/README.md,
-Training).
+sixth run's encoder, `--heads collector borrower --dev development development_{2..18}` (train.py had drawn sets
+1-12): with sets 1-17 the heads found more of development_18's threats (models/classifier/README.md, Training).
 
 `--out` (default: the weights directory itself) gets a copy of the weights with the new heads.safetensors.
 """
