@@ -304,6 +304,17 @@ def test_a_hardship_that_is_over_is_not_flagged(text):
     assert not found, found
 
 
+@pytest.mark.parametrize(("text", "found"), [
+    ("同学的爸爸查出肝癌了，我们几个凑钱捐了点", set()),
+    ("隔壁老王家的猪得瘟病全死了，可怜得很", set()),
+    ("电视剧里的女主角吞了安眠药", set()),
+    ("我朋友借了我的钱跑路了，我现在一分都没有", {"hardship"}),     # 我 after the friend: the borrower's loss
+    ("我同事都知道我不想活了", {"self_harm"}),
+])
+def test_a_story_about_someone_else_is_not_the_borrowers(text, found):
+    assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
+
+
 def test_a_retraction_does_not_reach_into_an_earlier_sentence():
     # 不会的 answers the question about a complaint; the hospital stay two sentences back still stands
     text = "我老婆住院了，家里一分钱都没有。你说我会去投诉？不会的，这周先还两百"
