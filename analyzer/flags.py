@@ -247,8 +247,7 @@ def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: i
 
 def _told_of_others(text: str, start: int, others: tuple[str, ...]) -> bool:
     """Someone else is named before `start` in its clause, and the speaker (我) not after them."""
-    clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
-    before = text[clause_start:start]
+    before = text[_clause_start(text, start):start]
     return any(word in before and "我" not in before[before.rfind(word) + len(word):] for word in others)
 
 
@@ -317,6 +316,10 @@ def _takes_back(retraction: tuple[int, int], clause: int, start: int) -> bool:
 def _sentence_start(text: str, position: int) -> int:
     ends = [m.end() for m in SENTENCE_END.finditer(text, 0, position)]
     return ends[-1] if ends else 0
+
+
+def _clause_start(text: str, position: int) -> int:
+    return max((m.end() for m in CLAUSE.finditer(text, 0, position)), default=0)
 
 
 def _clause_index(text: str, position: int) -> int:
@@ -390,8 +393,7 @@ def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
     one of the strong ones anywhere before it in the clause (我们绝对不会给您家人打电话), or a rhetorical
     question before it in the clause (我什么时候说过要去您家了), which a negation after it turns round
     (谁说我们不会起诉你)."""
-    clause_start = max((m.end() for m in CLAUSE.finditer(text, 0, start)), default=0)
-    before = text[clause_start:start]
+    before = text[_clause_start(text, start):start]
     asked = max((before.rfind(cue) + len(cue) for cue in rulebook.rhetorical_denials if cue in before), default=-1)
     if asked >= 0:
         return not any(cue in before[asked:] for cue in rulebook.negations)
@@ -423,7 +425,7 @@ def _evidence(turn: Turn, matches: list[_Match]) -> tuple[float, float, str]:
     if not matches:
         return turn.start, turn.end, turn.text
     first, last = min(m.start for m in matches), max(m.end for m in matches)
-    clause_start = max((m.end() for m in CLAUSE.finditer(turn.text, 0, first)), default=0)
+    clause_start = _clause_start(turn.text, first)
     following = CLAUSE.search(turn.text, last)
     clause_end = following.start() + 1 if following else len(turn.text)
     start, end, offset = turn.end, turn.start, 0
