@@ -5,7 +5,8 @@ slang, indirect farewells, negations and hard negatives) are call text, labelled
 tactic or state (`data.CallText` says what each row allows). train.py can draw them too (`--flag-sets`); this
 script keeps the encoder as it is and fits a role head again on the seed train split and the development sets:
 full batch, Adam, L2 on the weights, a seed row counting two or four times (`SEED_WEIGHT`), started from the
-heads train.py made, seeded: the same inputs give the same heads. The held-out
+heads train.py made, seeded: on an idle machine the same inputs give the same heads (beside another job a few
+weights have come out one float16 step apart). The held-out
 flag set is never read here.
 
     python models/classifier/role_heads.py [--dev development development_2 …] [--heads collector borrower]
