@@ -31,6 +31,8 @@ RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "rhetor
                  "retractions", "lexicons", "rules"}
 RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "none", "confidence", "negatable",
              "window", "call", "told_of_others"}
+# questions whose 不 affirms: 躲到最后还不是被铐走 (they will be), 到时候不就是坐牢吗
+AFFIRMING_QUESTIONS = ("还不是", "难道不是", "岂不是", "不就是", "还不得")
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 SENTENCE_END = re.compile(r"[。！？；.!?;]")
@@ -397,17 +399,27 @@ def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
     asked = max((before.rfind(cue) + len(cue) for cue in rulebook.rhetorical_denials if cue in before), default=-1)
     if asked >= 0:
         return not any(cue in before[asked:] for cue in rulebook.negations)
-    if any(cue in before for cue in rulebook.clause_negations):
+    if any(not _affirms(before, found.start(), cue)
+           for cue in rulebook.clause_negations for found in re.finditer(re.escape(cue), before)):
         return True
     for cue in rulebook.negations:
         for found in re.finditer(re.escape(cue), before):
             if _asks(before, found.start(), cue):
                 continue                # 要不要跳下去 asks, it does not deny
+            if _affirms(before, found.start(), cue):
+                continue                # 躲到最后还不是被铐走 says they will be
             if before.startswith("不过", found.start()):
                 continue                # 不过 is "but" (不过现在都好了), 只不过 "only"
             if NEGATED_GAP.fullmatch(before[found.end():]):
                 return True
     return False
+
+
+def _affirms(text: str, at: int, cue: str) -> bool:
+    """The negation `cue` at `at` is the 不 of a rhetorical question that affirms (还不是, 难道不是, 不就是)."""
+    negator = at + cue.find("不")
+    return negator >= at and any(negator >= phrase.index("不") and text.startswith(phrase, negator - phrase.index("不"))
+                                 for phrase in AFFIRMING_QUESTIONS)
 
 
 def _asks(text: str, at: int, cue: str) -> bool:

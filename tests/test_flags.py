@@ -188,6 +188,23 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("邻居都知道我不想活了", "borrower", "self_harm"),               # someone else named, then the speaker
     ("医生说要换肾，我哪来的钱", "borrower", "hardship"),
     ("工资欠了半年了", "borrower", "hardship"),
+    ("躲来躲去，最后还不是被铐走", "collector", "threat"),           # 还不是 affirms: they will be
+    ("到时候不就是坐牢吗", "collector", "threat"),
+    ("之前那个不还钱的，现在在里面踩缝纫机", "collector", "threat"),
+    ("再不还我让你横着出去", "collector", "threat"),
+    ("你这就是诈骗，懂吗", "collector", "threat"),
+    ("你哥那边我已经问过了", "collector", "third_party"),
+    ("明天去你老家打听打听你的事", "collector", "third_party"),
+    ("跟个耗子似的到处躲", "collector", "insult"),
+    ("你这脸皮是越来越厚了", "collector", "insult"),
+    ("别装孙子了，赶紧还钱", "collector", "insult"),                  # 别 does not deny the name
+    ("炭我都买好了", "borrower", "self_harm"),
+    ("今晚睡过去就别再醒了", "borrower", "self_harm"),
+    ("我想好怎么走了", "borrower", "self_harm"),
+    ("想跟他一块儿喝药走了", "borrower", "self_harm"),
+    ("厂里工资拖了三个月", "borrower", "hardship"),
+    ("鸡全病死了，一分钱没赚到", "borrower", "hardship"),
+    ("我得了爱症", "borrower", "hardship"),                            # 癌症 misheard
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -272,6 +289,15 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("新闻上说有个网红跳江了", "borrower"),
     ("我同事他爸去世了，我去帮忙", "borrower"),                     # 去世 is a death, not 去死 misheard
     ("逾期后会走诉讼，我跟您说明一下流程", "collector"),             # 下流 in 一下流程
+    ("咱这可不兴上门闹事", "collector"),                              # northern 不兴 (not done)
+    ("您这事构不成犯罪，没人会抓您", "collector"),
+    ("您说我是骗子？没事，您可以打官方客服核实", "collector"),
+    ("您舅舅去世了？节哀，那我过几天再打", "collector"),              # 去世 is not 去死 misheard
+    ("我老公是交警，每天晒得跟炭似的", "borrower"),
+    ("跳河？我可没那个胆子", "borrower"),
+    ("有人冒充我们说要抓你，那百分之百是假的，我们不会那么干", "collector"),
+    ("我看了个片子，里面那个女的最后跳海了", "borrower"),
+    ("报警？跟警察那些都扯不上关系，您放心", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -298,6 +324,10 @@ def test_a_wish_to_die_is_not_a_death_in_the_family():
     "手头是紧了点，但问题不大，二十号前还",
     "上个月生意差了点，但这个月好了，钱一分不会少",
     "前两年失业过，现在找到工作了，月底还",
+    "前年我妈住院那阵子很难，现在都过去了，这个月照常还",
+    "我做完手术恢复得挺好，下周就还",
+    "去年被裁员了，结果新工作比以前还好，月底还",
+    "我家里人都好好的，没谁生病",
 ])
 def test_a_hardship_that_is_over_is_not_flagged(text):
     found = flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)
