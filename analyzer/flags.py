@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from functools import lru_cache
 from importlib import resources
@@ -111,9 +111,8 @@ class Rulebook:
             kept_any = [c for c in rule.any if c.kind in kinds]
             kept_all = [c for c in rule.all if c.kind in kinds]
             if rule.call or (len(kept_all) == len(rule.all) and (kept_any or not rule.any) and (kept_any or kept_all)):
-                rules.append(Rule(**{**rule.__dict__, "any": kept_any, "all": kept_all}))
-        return Rulebook(self.name, self.version, self.lexicons, self.negations, self.clause_negations, rules,
-                        self.path, self.sha256, self.exceptions, self.retractions, self.rhetorical_denials)
+                rules.append(replace(rule, any=kept_any, all=kept_all))
+        return replace(self, rules=rules)
 
 
 def default_path() -> Path:
