@@ -48,6 +48,10 @@ WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # 不做上门催收 / 没有那种想不开的念头
 NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到|做|干|搞)*"
                          r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
+# a word asked back and then denied is an echo of the other side's word, not said (轻生？我从来没想过): its clause
+# holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
+ECHO_PARTICLES = frozenset("吗啊呀呢嘛吧么什啥哈嗯诶哎喂")
+ECHO_DENIAL = re.compile(r"[，。！？；,.!?;…\s]*(我|俺)?(从来|从|才|哪|可|根本|压根|绝对|并)?(不|没|冇|唔)(?!如)")
 
 
 class RulebookError(ValueError):
@@ -283,21 +287,32 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
         # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门; and a
-        # sound-alike is not heard in another list's word as written: 去世 is a death, not 去死
+        # sound-alike is not heard where it overlaps another list's word as written: 去世 is a death, not 去死,
+        # and 换身份证 has no 换肾
         others = [span for name, found in exact.items() if name != condition.value for span in found]
         spans = [(start, end, worth) for start, end, worth in spans
-                 if not any(a <= start and end <= b and (b - a > end - start or worth < confidence)
+                 if not any((a <= start and end <= b and b - a > end - start) or (worth < confidence and a < end and start < b)
                             for a, b in others)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
     retracted = _retractions(rulebook, text)
     kept, negated = [], False
     for start, end, worth in spans:
-        if (_is_negated(text, start, rulebook) or any(a <= start and end <= b for a, b in shields)
+        if (_is_negated(text, start, rulebook) or _echoed(text, start, end)
+                or any(a <= start and end <= b for a, b in shields)
                 or any(_takes_back(retraction, _clause_index(text, end), start) for retraction in retracted)):
             negated = True
         else:
             kept.append(_Match(start, end, worth))
     return kept, negated
+
+
+def _echoed(text: str, start: int, end: int) -> bool:
+    """The words at start:end are asked back and denied (安眠药？我从来不碰那玩意儿)."""
+    stop = CLAUSE.search(text, end)
+    if stop is None or stop.group() not in "？?":
+        return False
+    rest = text[_clause_start(text, start):start] + text[end:stop.start()]
+    return len(rest) <= 2 and all(c in ECHO_PARTICLES for c in rest) and bool(ECHO_DENIAL.match(text, stop.start()))
 
 
 def _retractions(rulebook: Rulebook, text: str) -> list[tuple[int, int]]:

@@ -205,6 +205,27 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("厂里工资拖了三个月", "borrower", "hardship"),
     ("鸡全病死了，一分钱没赚到", "borrower", "hardship"),
     ("我得了爱症", "borrower", "hardship"),                            # 癌症 misheard
+    ("晚上出门记得看看身后", "collector", "threat"),
+    ("你舅舅那边打过了，下一个就是你", "collector", "threat"),
+    ("你不出面，后果你自己清楚", "collector", "threat"),
+    ("传票直接寄到你们公司", "collector", "threat"),
+    ("你老婆孩子住哪儿我们都清楚", "collector", "third_party"),
+    ("你姐那我们去过了", "collector", "third_party"),
+    ("你家里人我们已经找到了", "collector", "third_party"),
+    ("我们开直播把你挂出去", "collector", "third_party"),
+    ("在朋友圈给你宣传宣传", "collector", "third_party"),
+    ("我哋同你屋企人倾下", "collector", "third_party"),                # Cantonese: talk it over with your family
+    ("你公司老细我哋打过电话", "collector", "third_party"),            # Cantonese 老细, the boss
+    ("你前女友我都联系了", "collector", "third_party"),
+    ("老子喊人去你妈屋头坐起", "collector", "third_party"),            # Sichuan 屋头, home
+    ("我坐在铁轨边上等车来", "borrower", "self_harm"),
+    ("我一直在想怎么走得不那么痛苦", "borrower", "self_harm"),
+    ("安眠药我都囤好了", "borrower", "self_harm"),
+    ("我想从六楼上下去", "borrower", "self_harm"),
+    ("干脆去另一个世界算了", "borrower", "self_harm"),
+    ("牛全冻死了", "borrower", "hardship"),
+    ("公司暴雷，工资全没了", "borrower", "hardship"),
+    ("摊子被城管收走了", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -298,10 +319,35 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("有人冒充我们说要抓你，那百分之百是假的，我们不会那么干", "collector"),
     ("我看了个片子，里面那个女的最后跳海了", "borrower"),
     ("报警？跟警察那些都扯不上关系，您放心", "collector"),
+    ("轻生？我从来没想过", "borrower"),                                # the collector's word asked back, then denied
+    ("农药？我才不碰那东西", "borrower"),
+    ("莫得人要去你屋头，你莫怕", "collector"),                        # Sichuan 莫得人, nobody
+    ("我哪敢说您是老赖", "collector"),
+    ("孩子的事要紧，我们下周再联系", "collector"),
+    ("以前是想过跳楼，现在不会了", "borrower"),
+    ("新闻里有个小伙子被逼得跳楼了", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
     assert not [f for f in found if f.category != "hardship"], found
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("安眠药？我从来不碰那玩意儿", set()),
+    ("活着有什么用？", {"self_harm"}),                                  # a question of the speaker's own, not an echo
+    ("活着有什么用？不如死了算了", {"self_harm"}),
+    ("自杀？对，我就是想死", {"self_harm"}),
+    ("我明天去派出所换身份证，后天去银行还", set()),                  # 换身 of 换身份证 is not 换肾 misheard
+    ("我唔系冇钱，系唔记得咗", set()),                                  # Cantonese 唔系, not
+])
+def test_an_echo_or_a_written_word_is_not_what_it_sounds_like(text, found):
+    assert {f.category for f in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
+
+
+def test_the_mother_called_is_not_abuse():
+    """The classifier hears abuse in 你妈; calling the borrower's mother is a third-party contact and no insult."""
+    found = {f.category for f in flags.apply(flags.load(), [one_turn("我这就打你妈电话")], 4.0)}
+    assert found == {"third_party"}
 
 
 def test_a_wish_to_die_is_not_a_death_in_the_family():
