@@ -226,6 +226,15 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("牛全冻死了", "borrower", "hardship"),
     ("公司暴雷，工资全没了", "borrower", "hardship"),
     ("摊子被城管收走了", "borrower", "hardship"),
+    ("派出所那边会协助把你带回来", "collector", "threat"),
+    ("外访的同事会在您公司楼下等您", "collector", "threat"),
+    ("到时候当面“解决”一下", "collector", "threat"),                  # the scare quotes say what is meant
+    ("谈不拢你自己想想后果", "collector", "threat"),
+    ("你还想让她安安稳稳上学吗", "collector", "threat"),
+    ("再拖就让你上失信名单", "collector", "threat"),
+    ("搵人去你老豆老母度坐下", "collector", "third_party"),          # Cantonese: your dad and mum's place
+    ("我老公走了，我真想带着孩子一起去找他", "borrower", "self_harm"),
+    ("工资推迟到下个月才发", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -326,6 +335,16 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("孩子的事要紧，我们下周再联系", "collector"),
     ("以前是想过跳楼，现在不会了", "borrower"),
     ("新闻里有个小伙子被逼得跳楼了", "borrower"),
+    ("失信被执行人是法院判决以后才会有的，您还远着呢", "collector"), # the blacklist explained, not threatened
+    ("逾期记录和案底是两回事", "collector"),
+    ("我哪会去跳楼啊", "borrower"),
+    ("哪会找你爸妈啊，这是你自己的账", "collector"),
+    ("轻生这种事我想都没想过", "borrower"),
+    ("阿拉勿会寻死个", "borrower"),                                    # Wu: 勿会, will not
+    ("什么想死不想死的，我活得好好的", "borrower"),
+    ("村里有个老头喝农药走了", "borrower"),
+    ("有人自称警察让您转账，那是骗子，别上当", "collector"),          # an impostor warned of
+    ("外访只会在您同意以后预约见面", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
