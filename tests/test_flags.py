@@ -235,6 +235,17 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("搵人去你老豆老母度坐下", "collector", "third_party"),          # Cantonese: your dad and mum's place
     ("我老公走了，我真想带着孩子一起去找他", "borrower", "self_harm"),
     ("工资推迟到下个月才发", "borrower", "hardship"),
+    ("我们现在就在你们小区门口", "collector", "threat"),
+    ("我们也有办法让公安来跟您讲", "collector", "threat"),
+    ("明天我就去派出所报你诈骗", "collector", "threat"),
+    ("哪天车窗被人砸了可别来问我", "collector", "threat"),
+    ("再废话让你进派出所", "collector", "threat"),
+    ("周末我们几个就上你家坐坐", "collector", "threat"),
+    ("过两日有人上你屋企揾你", "collector", "threat"),
+    ("你爸妈也在家吧，正好一起聊", "collector", "third_party"),
+    ("你闺女在幼儿园，我们要找到她一点都不难", "collector", "third_party"),
+    ("材料我们就交给你们公司人事了", "collector", "third_party"),
+    ("鱼塘遭了灾，鱼全翻了肚皮", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -345,6 +356,15 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("村里有个老头喝农药走了", "borrower"),
     ("有人自称警察让您转账，那是骗子，别上当", "collector"),          # an impostor warned of
     ("外访只会在您同意以后预约见面", "collector"),
+    ("坐牢？哪会啊，这是民事纠纷", "collector"),                      # an echo answered 哪会
+    ("爆通讯录这种事是明令禁止的", "collector"),
+    ("我们公司明令禁止联系借款人的亲友", "collector"),
+    ("有人冒充我们说要通知你单位，千万别信", "collector"),
+    ("老赖这个词我们是不能用的", "collector"),
+    ("我用不着去死，大不了从头再来", "borrower"),
+    ("你问我是不是想不开？不存在的", "borrower"),
+    ("我表哥被网贷逼得喝了农药", "borrower"),                          # someone else's act, told
+    ("打游戏又被对面虐死了", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -358,6 +378,8 @@ def test_negations_and_near_misses_are_not_flagged(text, role):
     ("自杀？对，我就是想死", {"self_harm"}),
     ("我明天去派出所换身份证，后天去银行还", set()),                  # 换身 of 换身份证 is not 换肾 misheard
     ("我唔系冇钱，系唔记得咗", set()),                                  # Cantonese 唔系, not
+    ("我哪有生病啊，那是糊弄你们的", set()),
+    ("前两年老公住院，现在都熬过来了，我也重新上班了", set()),
 ])
 def test_an_echo_or_a_written_word_is_not_what_it_sounds_like(text, found):
     assert {f.category for f in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
