@@ -44,10 +44,10 @@ NUMERALS = frozenset("零一二三四五六七八九十百千万亿两")
 NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个")
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
-# what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 /
+# what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 / 没人要(让你)坐牢 /
 # 不做上门催收 / 没有那种想不开的念头
 NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到|做|干|搞)*"
-                         r"(给|对|把|跟|找|和|向|去)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
+                         r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
 # a word asked back and then denied is an echo of the other side's word, not said (轻生？我从来没想过): its clause
 # holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
 ECHO_PARTICLES = frozenset("吗啊呀呢嘛吧么什啥哈嗯诶哎喂")

@@ -246,6 +246,20 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你闺女在幼儿园，我们要找到她一点都不难", "collector", "third_party"),
     ("材料我们就交给你们公司人事了", "collector", "third_party"),
     ("鱼塘遭了灾，鱼全翻了肚皮", "borrower", "hardship"),
+    ("你因住啊", "collector", "threat"),                                # Cantonese: watch out
+    ("找不到你就找他，一家人谁都跑不了", "collector", "threat"),
+    ("别为了这点钱落个残废", "collector", "threat"),
+    ("明天我带人去厂里等你，看你往哪跑", "collector", "threat"),
+    ("我叫人斩你", "collector", "threat"),
+    ("我让你在医院躺半年", "collector", "threat"),
+    ("明天我们就去他工地上找他", "collector", "third_party"),
+    ("我就直接打您爱人电话了", "collector", "third_party"),
+    ("俺就天天给老爷子打", "collector", "third_party"),
+    ("你女儿在二年级三班，你要是不想她出什么事就还钱", "collector", "third_party"),
+    ("侬欠铜钿的事体我已经讲拨侬公司老板听了", "collector", "third_party"),   # Wu: told your boss
+    ("你个nt，赶紧还钱", "collector", "insult"),
+    ("你家祖宗的脸都让你丢光了", "collector", "insult"),
+    ("我现在没有任何收入，低保还在申请", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -365,6 +379,12 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("你问我是不是想不开？不存在的", "borrower"),
     ("我表哥被网贷逼得喝了农药", "borrower"),                          # someone else's act, told
     ("打游戏又被对面虐死了", "borrower"),
+    ("没人要让你坐牢，咱们慢慢谈", "collector"),                      # 没人要(让你)坐牢
+    ("俺们不会去恁家门口堵人", "collector"),
+    ("老子才不得去寻短见，要死也是你们先死", "borrower"),
+    ("以前是想过死，但那都过去了", "borrower"),
+    ("那段时间想过一了百了，现在好多了，真的不会了", "borrower"),
+    ("我看看什么时间给您打电话方便，您在单位吗", "collector"),        # 时间给 is not 讲给 by sound
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
