@@ -52,7 +52,7 @@ NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能
 # holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
 ECHO_PARTICLES = frozenset("吗啊呀呢嘛吧么什啥哈嗯诶哎喂")
 ECHO_DENIAL = re.compile(r"[，。！？；,.!?;…\s]*(我|俺)?((从来|从|才|哪|可|根本|压根|绝对|并)?(不|没|冇|唔|勿)(?!如)"
-                         r"|哪会|哪有|哪能|怎么会|怎么可能)")
+                         r"|哪会|哪有|哪能|怎么会|怎么可能|谁说|谁跟你说|谁跟您说|谁告诉你)")
 
 
 class RulebookError(ValueError):
@@ -423,8 +423,8 @@ def _is_negated(text: str, start: int, rulebook: Rulebook) -> bool:
                 continue                # 要不要跳下去 asks, it does not deny
             if _affirms(before, found.start(), cue):
                 continue                # 躲到最后还不是被铐走 says they will be
-            if before.startswith("不过", found.start()):
-                continue                # 不过 is "but" (不过现在都好了), 只不过 "only"
+            if before.startswith("不过", found.start()) or before[found.start() - 1:found.start() + 1] == "要不":
+                continue                # 不过 is "but" (不过现在都好了), 只不过 "only"; 要不 "how about" (要不带着孩子一起走了算了)
             if NEGATED_GAP.fullmatch(before[found.end():]):
                 return True
     return False

@@ -260,6 +260,20 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你个nt，赶紧还钱", "collector", "insult"),
     ("你家祖宗的脸都让你丢光了", "collector", "insult"),
     ("我现在没有任何收入，低保还在申请", "borrower", "hardship"),
+    ("顺便看看你家那个老房子能抵多少债", "collector", "threat"),
+    ("把你家大门给你堵了", "collector", "threat"),
+    ("你儿子在哪个幼儿园我们都清楚", "collector", "threat"),
+    ("外访组将前往您的户籍地址进行现场处置", "collector", "threat"),
+    ("喊几个兄伙明天就来你屋头", "collector", "threat"),                  # Sichuan 兄伙, mates
+    ("谁跟你说的？我们要报警了", "collector", "threat"),
+    ("我们开着宣传车去你老家村里用喇叭喊", "collector", "third_party"),
+    ("我们可以帮您联系您的直属领导", "collector", "third_party"),
+    ("瞧你那熊样，这个赖子", "collector", "insult"),
+    ("我得了白血病，我想紫砂", "borrower", "self_harm"),                    # 紫砂, slang for 自杀
+    ("我想要不带着孩子一起走了算了", "borrower", "self_harm"),            # 要不, how about, denies nothing
+    ("我也不想在这个世上待了", "borrower", "self_harm"),
+    ("我想哪天就这么走进湖里算了", "borrower", "self_harm"),
+    ("我那个小饭馆关门了", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -385,6 +399,17 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("以前是想过死，但那都过去了", "borrower"),
     ("那段时间想过一了百了，现在好多了，真的不会了", "borrower"),
     ("我看看什么时间给您打电话方便，您在单位吗", "collector"),        # 时间给 is not 讲给 by sound
+    ("报警？谁跟你说我们要报警了？", "collector"),
+    ("我说的是您自己来营业厅，不是我们派人去您家", "collector"),
+    ("坐牢是不可能的，欠钱是民事纠纷", "collector"),
+    ("去你家堵你这种事，我干了十几年一次都没干过", "collector"),
+    ("我就是把逾期的后果跟你讲清楚", "collector"),
+    ("有人声称能帮你征信修复，那都是骗子", "collector"),
+    ("实在扛不住了就跟身边的人说说", "collector"),                      # advice to talk to one's own people
+    ("寻死觅活那是电视剧里头的", "borrower"),
+    ("别老问我有没有想不开，搞得跟我要寻短见似的", "borrower"),
+    ("以前有过不想活的念头，现在早就过去了", "borrower"),
+    ("我这腰疼得要死，老毛病了", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -400,6 +425,8 @@ def test_negations_and_near_misses_are_not_flagged(text, role):
     ("我唔系冇钱，系唔记得咗", set()),                                  # Cantonese 唔系, not
     ("我哪有生病啊，那是糊弄你们的", set()),
     ("前两年老公住院，现在都熬过来了，我也重新上班了", set()),
+    ("我店没倒闭，生意挺好", set()),
+    ("店是关了，但那是我自己不想干了", set()),
 ])
 def test_an_echo_or_a_written_word_is_not_what_it_sounds_like(text, found):
     assert {f.category for f in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
