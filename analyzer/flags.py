@@ -51,7 +51,7 @@ NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能
 # a word asked back and then denied is an echo of the other side's word, not said (轻生？我从来没想过): its clause
 # holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
 ECHO_PARTICLES = frozenset("吗啊呀呢嘛吧么什啥哈嗯诶哎喂")
-ECHO_DENIAL = re.compile(r"[，。！？；,.!?;…\s]*(我|俺)?((从来|从|才|哪|可|根本|压根|绝对|并)?(不|没|冇|唔|勿)(?!如)"
+ECHO_DENIAL = re.compile(r"[，。！？；,.!?;…\s]*(我|俺)?(家|们)?((从来|从|才|哪|可|根本|压根|绝对|并|早就|早|也)?(不|没|冇|唔|勿|莫)(?!如)"
                          r"|哪会|哪有|哪能|怎么会|怎么可能|谁说|谁跟你说|谁跟您说|谁告诉你)")
 
 

@@ -274,6 +274,11 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我也不想在这个世上待了", "borrower", "self_harm"),
     ("我想哪天就这么走进湖里算了", "borrower", "self_harm"),
     ("我那个小饭馆关门了", "borrower", "hardship"),
+    ("我保证您下个月连家门都出不去", "collector", "threat"),
+    ("你老婆单位的电话我有", "collector", "third_party"),
+    ("你们村支书的电话我们已经拿到了", "collector", "third_party"),
+    ("我而家就打去你阿爸阿妈度", "collector", "third_party"),           # Cantonese: calling your dad and mum
+    ("恁这号人，二皮脸，没皮没臊的东西", "collector", "insult"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -410,6 +415,16 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("别老问我有没有想不开，搞得跟我要寻短见似的", "borrower"),
     ("以前有过不想活的念头，现在早就过去了", "borrower"),
     ("我这腰疼得要死，老毛病了", "borrower"),
+    ("要是我们真去您单位闹，那我这份工作也别干了", "collector"),     # a hypothetical ruled out
+    ("催收会打爆通讯录，这些我们都是不做的，属于违规操作", "collector"),
+    ("我说的“处理”是指系统里的账务处理", "collector"),                # a word in quotes explained
+    ("想不开？莫得的事", "borrower"),
+    ("农药？俺早就不碰了", "borrower"),
+    ("同事说要让您坐牢，那是他说错了，这个话我们收回", "collector"),
+    ("你以为我会去找你们辅导员？", "collector"),
+    ("你们公司是不是不想活了", "borrower"),                            # said of the company
+    ("我刚从楼上下去取快递", "borrower"),
+    ("要是我真想死，还跟你磨叽啥？我好着呢", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
