@@ -292,8 +292,8 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
         # and 换身份证 has no 换肾
         others = [span for name, found in exact.items() if name != condition.value for span in found]
         spans = [(start, end, worth) for start, end, worth in spans
-                 if not any((a <= start and end <= b and b - a > end - start) or (worth < confidence and a < end and start < b)
-                            for a, b in others)]
+                 if not any((a <= start and end <= b and b - a > end - start)
+                            or (worth < confidence and a < end and start < b) for a, b in others)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
     retracted = _retractions(rulebook, text)
     kept, negated = [], False
