@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from opencc import OpenCC
 from pypinyin import Style, pinyin
 
 from .result import Flag, Turn
@@ -148,6 +149,9 @@ def load(path: str | Path | None = None) -> Rulebook:
 def apply(rulebook: Rulebook, turns: list[Turn], duration_s: float, metadata: dict | None = None) -> list[Flag]:
     """Every flag the rulebook raises in the call, in time order."""
     metadata = metadata or {}
+    # the words are matched in simplified characters, which the rulebook and the analyzer's transcripts are
+    # written in; a turn from elsewhere may be traditional (你這種騙子). The evidence quotes the turn as written.
+    readable = [_simplified(turn) for turn in turns]
     found = []
     for rule in rulebook.rules:
         if rule.call:
@@ -159,7 +163,7 @@ def apply(rulebook: Rulebook, turns: list[Turn], duration_s: float, metadata: di
                 continue
             if rule.window and not (rule.window[0] <= turn.start < rule.window[1]):
                 continue
-            flag = _turn_flag(rulebook, rule, turns, index)
+            flag = _turn_flag(rulebook, rule, readable, index, turn)
             if flag:
                 found.append(flag)
     # one flag per turn and category: the most severe and most certain of the rules that met it
@@ -199,7 +203,20 @@ class _Match:
     confidence: float
 
 
-def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) -> Flag | None:
+_T2S = OpenCC("t2s")
+
+
+def _simplified(turn: Turn) -> Turn:
+    """The turn in simplified characters, its text the same length so that offsets into it hold for the original
+    (t2s converts phrase by phrase, so it goes character by character where a phrase would change the length)."""
+    text = _T2S.convert(turn.text)
+    if len(text) != len(turn.text):
+        text = "".join(converted if len(converted := _T2S.convert(c)) == 1 else c for c in turn.text)
+    return turn if text == turn.text else replace(turn, text=text)
+
+
+def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int, written: Turn) -> Flag | None:
+    """The flag `rule` raises on turn `index` of `turns` (in simplified characters), quoting `written`."""
     turn = turns[index]
     matched: list[list[_Match]] = []    # per text condition, in order
     scores: list[float] = []
@@ -232,7 +249,7 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int) ->
     # the words and the classifier are two witnesses: either raises the confidence
     witnesses = [max((m.confidence for m in text_matches), default=0.0), max(scores, default=0.0)]
     confidence = 1.0 - math.prod(1.0 - c for c in witnesses)
-    start, end, evidence = _evidence(turn, text_matches)
+    start, end, evidence = _evidence(written, text_matches)
     return Flag(rule.id, rulebook.version, rule.category, rule.severity, start, end, turn.role, turn.speaker,
                 evidence, round(confidence, 3), index)
 

@@ -279,6 +279,19 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("你们村支书的电话我们已经拿到了", "collector", "third_party"),
     ("我而家就打去你阿爸阿妈度", "collector", "third_party"),           # Cantonese: calling your dad and mum
     ("恁这号人，二皮脸，没皮没臊的东西", "collector", "insult"),
+    ("不行就报警说你诈骗，你自己选", "collector", "threat"),             # a false criminal report
+    ("明儿我就把您这事儿写成告示，贴您那胡同口去", "collector", "third_party"),
+    ("我们已经找到你上班的快递站了，当着你站长的面把话说清楚", "collector", "third_party"),
+    ("不还钱俺们就去恁村里头找恁爹说道说道", "collector", "third_party"),   # Henan: your village, your dad
+    ("我明天就去你闺女幼儿园门口等着", "collector", "third_party"),
+    ("当着全公司的面把你带走", "collector", "threat"),
+    ("侬哪能搿能不要面孔啊，借了铜钿不还", "collector", "insult"),     # Shanghainese 哪能, how come, denies nothing
+    ("医生说我是肝癌晚期，我也不治了", "borrower", "hardship"),         # 说我是 reports, it does not ask back
+    ("阿拉屋里厢老头子生毛病住医院，铜钿全部用光了", "borrower", "hardship"),
+    ("外卖站把我开了，房东也赶我走", "borrower", "hardship"),
+    ("我那个火锅店垮了，老婆也离了", "borrower", "hardship"),
+    ("我在读研，没有工资", "borrower", "hardship"),
+    ("俺实在扛不住了，想喝点药一睡不醒", "borrower", "self_harm"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -425,6 +438,14 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("你们公司是不是不想活了", "borrower"),                            # said of the company
     ("我刚从楼上下去取快递", "borrower"),
     ("要是我真想死，还跟你磨叽啥？我好着呢", "borrower"),
+    ("咱也不整那些发朋友圈、给亲戚打电话的事儿，有啥困难你直说", "collector"),
+    ("上次打过去是您同事接的，他说您调岗了", "collector"),                # who answered, not who will be told
+    ("警察不会因为信用卡逾期就上门抓人，您别自己吓自己", "collector"),
+    ("您说的那个要您报警的骗子跟我们没关系，我们的官方电话是95开头的", "collector"),
+    ("我刚才那个同事说要去找您家人，那话说得不妥当，我们绝对不会那样做", "collector"),
+    ("您如果心里压力很大，可以打心理援助热线，我们也不希望您出什么事", "collector"),
+    ("我以前是想过死，但那是去年的事了，现在早走出来了", "borrower"),
+    ("你骂谁是老赖呢？我已经打热线投诉你了，你等着被开除吧", "borrower"),  # the collector's job, not hers
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -445,6 +466,13 @@ def test_negations_and_near_misses_are_not_flagged(text, role):
 ])
 def test_an_echo_or_a_written_word_is_not_what_it_sounds_like(text, found):
     assert {f.category for f in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
+
+
+def test_traditional_characters_are_matched_and_quoted_as_written():
+    """Turns from another recogniser may be in traditional characters; the words are matched in simplified ones."""
+    found = flags.apply(flags.load(), [one_turn("你這種騙子，我們明天就去你單位找你領導。")], 4.0)
+    assert {f.category for f in found} == {"insult", "third_party"}, found
+    assert {f.evidence for f in found} == {"你這種騙子，", "我們明天就去你單位找你領導。"}
 
 
 def test_the_mother_called_is_not_abuse():
