@@ -46,9 +46,14 @@ NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 / 没人要(让你)坐牢 /
-# 不做上门催收 / 没有那种想不开的念头
-NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|随便|轻易|人说|说|说过|被|到|做|干|搞)*"
+# 不做上门催收 / 没有那种想不开的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞)*"
                          r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
+# the speaker as the one told a story, not its subject
+SPEAKER_TOLD = re.compile(r"(跟|对|和|同|给)我(说|讲)|告诉(过)?我")
+# nor is someone the speaker gives or says something to (猫托付给邻居了; 朋友那边也都道过别了)
+RECIPIENT_MARKERS = frozenset("给跟和向对同")
+DEALT_WITH = ("那边", "那儿", "那里")
 # a word asked back and then denied is an echo of the other side's word, not said (轻生？我从来没想过): its clause
 # holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
 ECHO_PARTICLES = frozenset("吗啊呀呢嘛吧么什啥哈嗯诶哎喂")
@@ -269,9 +274,15 @@ def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: i
 
 
 def _told_of_others(text: str, start: int, others: tuple[str, ...]) -> bool:
-    """Someone else is named before `start` in its clause, and the speaker (我) not after them."""
-    before = text[_clause_start(text, start):start]
-    return any(word in before and "我" not in before[before.rfind(word) + len(word):] for word in others)
+    """Someone else is named before `start` in its sentence, and the speaker (我) not after them but as the one
+    told (我朋友跟我说她想过吃安眠药)."""
+    before = SPEAKER_TOLD.sub("", text[_sentence_start(text, start):start])
+    for word in others:
+        at = before.rfind(word)
+        if at >= 0 and "我" not in before[at + len(word):] and not (
+                before[at - 1:at] in RECIPIENT_MARKERS or before.startswith(DEALT_WITH, at + len(word))):
+            return True
+    return False
 
 
 def _denied(rulebook: Rulebook, category: str, text: str) -> bool:

@@ -292,6 +292,11 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("我那个火锅店垮了，老婆也离了", "borrower", "hardship"),
     ("我在读研，没有工资", "borrower", "hardship"),
     ("俺实在扛不住了，想喝点药一睡不醒", "borrower", "self_harm"),
+    ("不然我这边只能把你的案子交给当地派出所", "collector", "threat"),
+    ("下周我们就直接报案，公安会上门带你走的", "collector", "threat"),
+    ("会安排外访人员过去，跟您家里人讲清楚", "collector", "third_party"),
+    ("主要是我们公司这半年一直拖工资，说是年底一起发", "borrower", "hardship"),
+    ("我已经在网上查过哪种药吃了没痛苦了", "borrower", "self_harm"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -446,6 +451,17 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("您如果心里压力很大，可以打心理援助热线，我们也不希望您出什么事", "collector"),
     ("我以前是想过死，但那是去年的事了，现在早走出来了", "borrower"),
     ("你骂谁是老赖呢？我已经打热线投诉你了，你等着被开除吧", "borrower"),  # the collector's job, not hers
+    ("您紧急联系人那边我们不会打的，紧急联系人只是联系不上本人的时候才用", "collector"),
+    ("这个减免方案需要领导审批，审批下来我第一时间通知您", "collector"),
+    ("我上次跟你们说我妈住院，其实没有住院，是我编的", "borrower"),
+    ("哎呀，今天这个会开得我想死，领导讲了三个小时", "borrower"),
+    ("我刚才说的那个是气话，我没有真想死，就是被你们电话打得太烦了", "borrower"),
+    ("我在医院呢，不是我生病，是陪我老婆来产检", "borrower"),
+    ("我没有说我病了，我说的是我老婆怀孕了", "borrower"),
+    ("房子没被淹，我们这边水没涨上来，就是停了两天电，现在恢复了", "borrower"),
+    ("我没说我活不下去，我说的是这个利息高得让人活不下去，是夸张", "borrower"),
+    ("住院？没有啊，我好好的，谁跟你们说我住院了？", "borrower"),
+    ("我老公他们单位这两年效益不好，好多人被裁了，还好他没事", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -517,6 +533,16 @@ def test_a_hardship_that_is_over_is_not_flagged(text):
     ("电视剧里的女主角吞了安眠药", set()),
     ("我朋友借了我的钱跑路了，我现在一分都没有", {"hardship"}),     # 我 after the friend: the borrower's loss
     ("我同事都知道我不想活了", {"self_harm"}),
+    # the other person named in an earlier clause of the sentence
+    ("我邻居家那个小伙子，欠了好几个网贷，前两天从楼上跳下去了", set()),
+    ("这部电视剧里那个女主角，也是欠了高利贷，最后被逼得跳河", set()),
+    ("我隔壁的王阿姨，儿子去年出车祸没了，她一个人天天哭", set()),
+    ("我朋友跟我说她欠了钱以后想过吃安眠药", set()),                  # 我 as the one told
+    ("我昨天看了一个纪录片，里面说很多人是因为债务压力才想不开", set()),
+    ("我们村有户人家，去年大旱，庄稼全死了", set()),
+    # someone the speaker gives or says something to is no story about them
+    ("我把猫托付给朋友了，安眠药我攒了两瓶", {"self_harm"}),
+    ("朋友那边也都道过别了，遗言也录好了", {"self_harm"}),
 ])
 def test_a_story_about_someone_else_is_not_the_borrowers(text, found):
     assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
