@@ -37,8 +37,9 @@ AFFIRMING_QUESTIONS = ("还不是", "难道不是", "岂不是", "不就是", "�
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 SENTENCE_END = re.compile(r"[。！？；.!?;]")
-# grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死
-FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它")
+# grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死, 开到 (把船开到海中间)
+# not 开刀
+FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它到")
 # a numeral followed by another numeral or a unit is part of a number: 去十 in 刷进去十二万 is not 去死 (but 意四 in
 # 活着没意四 may be 意思, and 一七 逾期)
 NUMERALS = frozenset("零一二三四五六七八九十百千万亿两")
@@ -49,6 +50,8 @@ WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # 不做上门催收 / 没有那种想不开的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检
 NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞)*"
                          r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
+# the words said of someone other than the speaker: 住院的不是我
+NOT_MINE = re.compile(r"的(人)?(并|可|也)?不是我")
 # the speaker as the one told a story, not its subject
 SPEAKER_TOLD = re.compile(r"(跟|对|和|同|给)我(说|讲)|告诉(过)?我")
 # nor is someone the speaker gives or says something to (猫托付给邻居了; 朋友那边也都道过别了)
@@ -315,18 +318,18 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
             if len(word) >= 2:
                 spans.extend((start, start + len(word), confidence * FUZZY_FACTOR)
                              for start in _find_by_pinyin(text, word))
-        # a word inside a longer word of another list is part of that word: 儿子 in 龟儿子, 上门 in 找上门; and a
-        # sound-alike is not heard where it overlaps another list's word as written: 去世 is a death, not 去死,
-        # and 换身份证 has no 换肾
-        others = [span for name, found in exact.items() if name != condition.value for span in found]
+        # a word inside a longer listed word is part of that word: 儿子 in 龟儿子, 上门 in 找上门, 农药 in 喝农药 (denied
+        # with it in 我没有要喝农药); and a sound-alike is not heard where it overlaps a listed word as written: 去世
+        # is a death, not 去死, and 换身份证 has no 换肾
+        written = [span for found in exact.values() for span in found]
         spans = [(start, end, worth) for start, end, worth in spans
                  if not any((a <= start and end <= b and b - a > end - start)
-                            or (worth < confidence and a < end and start < b) for a, b in others)]
+                            or (worth < confidence and a < end and start < b) for a, b in written)]
     shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
     retracted = _retractions(rulebook, text)
     kept, negated = [], False
     for start, end, worth in spans:
-        if (_is_negated(text, start, rulebook) or _echoed(text, start, end)
+        if (_is_negated(text, start, rulebook) or _echoed(text, start, end) or NOT_MINE.match(text, end)
                 or any(a <= start and end <= b for a, b in shields)
                 or any(_takes_back(retraction, _clause_index(text, end), start) for retraction in retracted)):
             negated = True

@@ -297,6 +297,17 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("会安排外访人员过去，跟您家里人讲清楚", "collector", "third_party"),
     ("主要是我们公司这半年一直拖工资，说是年底一起发", "borrower", "hardship"),
     ("我已经在网上查过哪种药吃了没痛苦了", "borrower", "self_harm"),
+    ("阿姨，您儿子在我们平台借了三万八，逾期四个月了，您当妈的得替他把这钱还上", "collector", "third_party"),
+    ("你是他老婆吧？你老公就是个骗子，借钱不还，你替他还了吧", "collector", "third_party"),
+    ("阿姨您儿子欠我们钱一七三个月了您得帮他海上", "collector", "third_party"),   # 海上 for 还上
+    ("你同事接的电话，我都跟他讲了", "collector", "third_party"),
+    ("我会跟你通迅录里的人一个个说", "collector", "third_party"),
+    ("再躲着，我们就派人上你渔船上去跟你算账", "collector", "threat"),
+    ("我每周透析三次，钱早花光了，真想拔了管子一死百了", "borrower", "self_harm"),
+    ("老伴瘫在床上，我七十多岁了哪来的钱，不如喝药跟他一起走", "borrower", "self_harm"),
+    ("跑滴滴一天挣不到一百，车还被扣了", "borrower", "hardship"),
+    ("我真想开着车冲下桥去", "borrower", "self_harm"),
+    ("今年的茶叶全被霜冻坏了，借的钱还不上", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -462,6 +473,11 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我没说我活不下去，我说的是这个利息高得让人活不下去，是夸张", "borrower"),
     ("住院？没有啊，我好好的，谁跟你们说我住院了？", "borrower"),
     ("我老公他们单位这两年效益不好，好多人被裁了，还好他没事", "borrower"),
+    ("我也是当妈的，知道一个人带孩子有多难，别把自己逼得太紧", "collector"),
+    ("警察不会来找你的，单纯逾期不算犯罪", "collector"),
+    ("您刚才说您同事也在我们平台借过款，那个跟您的账户没关系", "collector"),
+    ("我没有要喝农药，那瓶农药是打地里的虫的", "borrower"),
+    ("住院的不是我，是我朋友，我去看看他而已", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -479,6 +495,7 @@ def test_negations_and_near_misses_are_not_flagged(text, role):
     ("前两年老公住院，现在都熬过来了，我也重新上班了", set()),
     ("我店没倒闭，生意挺好", set()),
     ("店是关了，但那是我自己不想干了", set()),
+    ("我都想好了，把船开到海中间，一了百了", {"self_harm"}),             # 开到 is no 开刀
 ])
 def test_an_echo_or_a_written_word_is_not_what_it_sounds_like(text, found):
     assert {f.category for f in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
