@@ -47,15 +47,18 @@ NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 / 没人要(让你)坐牢 /
-# 不做上门催收 / 没有那种想不开的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检
-NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞)*"
+# 不做上门催收 / 没有那种想不开的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检 / 不(留)案底
+NEGATED_GAP = re.compile(r"(会|要|去|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞|留)*"
                          r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种)?$")
 # the words said of someone other than the speaker: 住院的不是我
 NOT_MINE = re.compile(r"的(人)?(并|可|也)?不是我")
+# the words said of whom follows: 被裁的是我同事
+SAID_OF = re.compile(r"的(人)?(是|都是)(我|我们)?的?")
 # the speaker as the one told a story, not its subject
 SPEAKER_TOLD = re.compile(r"(跟|对|和|同|给)我(说|讲)|告诉(过)?我")
-# nor is someone the speaker gives or says something to (猫托付给邻居了; 朋友那边也都道过别了)
-RECIPIENT_MARKERS = frozenset("给跟和向对同")
+# nor is someone the speaker gives or says something to, owes or turns to (猫托付给邻居了; 朋友那边也都道过别了;
+# 还欠了朋友一屁股债)
+RECIPIENT_MARKERS = ("给", "跟", "和", "向", "对", "同", "欠", "欠了", "找")
 DEALT_WITH = ("那边", "那儿", "那里")
 # a word asked back and then denied is an echo of the other side's word, not said (轻生？我从来没想过): its clause
 # holds nothing else but a particle, ends in a question mark, and the next clause begins with a denial
@@ -248,9 +251,15 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int, wr
         return None
     text_matches = [m for matches in matched for m in matches]
     if rule.told_of_others:
-        own = [m for m in text_matches if not _told_of_others(turn.text, m.start, rule.told_of_others)]
+        own = [m for m in text_matches if not _told_of_others(turn.text, m.start, m.end, rule.told_of_others)]
         if text_matches and not own:
             return None                 # the classifier read the same story (电影里的主角最后跳楼了)
+        # or read a story without the words, someone else its subject from the first two clauses (我朋友去年网贷逾期，
+        # 后来想不开了; not 我现在睡的都是朋友家的沙发 at the end of an account of one's own)
+        stops = [m.start() for m in CLAUSE.finditer(turn.text) if m.start() > 0]
+        opening = stops[1] if len(stops) > 1 else len(turn.text)
+        if scores and not own and _told_of_others(turn.text, opening, opening, rule.told_of_others):
+            return None
         text_matches = own
     if scores and not text_matches and rule.negatable and _denied(rulebook, rule.category, turn.text):
         return None                     # the classifier heard a threat in 我们不会起诉您
@@ -276,14 +285,17 @@ def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: i
     return score >= condition.minimum, [], score
 
 
-def _told_of_others(text: str, start: int, others: tuple[str, ...]) -> bool:
-    """Someone else is named before `start` in its sentence, and the speaker (我) not after them but as the one
-    told (我朋友跟我说她想过吃安眠药)."""
+def _told_of_others(text: str, start: int, end: int, others: tuple[str, ...]) -> bool:
+    """The words at start:end are said of someone else: named before them in their sentence, with the speaker (我)
+    not after but as the one told (我朋友跟我说她想过吃安眠药), or right after them (被裁的是我同事)."""
+    said_of = SAID_OF.match(text, end)
+    if said_of and text.startswith(others, said_of.end()):
+        return True
     before = SPEAKER_TOLD.sub("", text[_sentence_start(text, start):start])
     for word in others:
         at = before.rfind(word)
         if at >= 0 and "我" not in before[at + len(word):] and not (
-                before[at - 1:at] in RECIPIENT_MARKERS or before.startswith(DEALT_WITH, at + len(word))):
+                before[:at].endswith(RECIPIENT_MARKERS) or before.startswith(DEALT_WITH, at + len(word))):
             return True
     return False
 

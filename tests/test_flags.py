@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from analyzer import flags
+from analyzer import classify, flags
 from analyzer.batch import count_calls_per_day, read_manifest
 from analyzer.cli import main
 from analyzer.result import Turn, Word
@@ -308,6 +308,11 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("跑滴滴一天挣不到一百，车还被扣了", "borrower", "hardship"),
     ("我真想开着车冲下桥去", "borrower", "self_harm"),
     ("今年的茶叶全被霜冻坏了，借的钱还不上", "borrower", "hardship"),
+    ("看看是你的腿硬还是我们兄弟的拳头硬", "collector", "threat"),
+    ("被公司辞退以后天天躺平摆烂，现在连活下去的念头都没了", "borrower", "self_harm"),
+    ("人间不值得，我想早点去那边找我奶奶", "borrower", "self_harm"),
+    ("店也倒了，老婆也走了，我活着还有什么意思", "borrower", "hardship"),
+    ("外卖罚款罚得我一天白干", "borrower", "hardship"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -478,6 +483,12 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("您刚才说您同事也在我们平台借过款，那个跟您的账户没关系", "collector"),
     ("我没有要喝农药，那瓶农药是打地里的虫的", "borrower"),
     ("住院的不是我，是我朋友，我去看看他而已", "borrower"),
+    ("不坐牢，不留案底，逾期只是影响征信", "collector"),
+    ("我小时候也以为警察叔叔会抓不还钱的人，后来才知道根本不是这么回事", "collector"),
+    ("放心吧，遗书什么的不存在的，我就是发个牢骚", "borrower"),
+    ("我那句“想紫砂”是网上的梗，不是真的，你们别紧张", "borrower"),
+    ("农药是给果树打的，不是给我自己喝的，你别多想", "borrower"),
+    ("庄稼没受灾，今年收成还行，卖了粮就还", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -560,9 +571,23 @@ def test_a_hardship_that_is_over_is_not_flagged(text):
     # someone the speaker gives or says something to is no story about them
     ("我把猫托付给朋友了，安眠药我攒了两瓶", {"self_harm"}),
     ("朋友那边也都道过别了，遗言也录好了", {"self_harm"}),
+    ("我没被裁员，被裁的是我同事，我还在岗呢", set()),                # said of whom follows
+    ("我做微商亏光了，还欠了朋友一屁股债，我已经把给爸妈的遗书写好了", {"self_harm", "hardship"}),
 ])
 def test_a_story_about_someone_else_is_not_the_borrowers(text, found):
     assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, "borrower")], 4.0)} == found
+
+
+def test_the_classifier_reading_a_story_about_someone_else_is_set_aside(models):
+    """The classifier reads a hardship into a friend's rescue, where no listed word stands; someone else is the
+    subject from the first clauses. A friend's sofa at the end of one's own account is no story about them."""
+    turns = [one_turn("我朋友去年网贷逾期，后来真的想不开了，还好被救回来了。", "borrower"),
+             one_turn("唉，你也别催了，说出来不怕你笑话，离了婚，房子归她，债归我，我现在睡的都是朋友家的沙发，哪有钱还。",
+                      "borrower")]
+    classify.annotate(turns, models.classifier)
+    assert all(turn.acts["hardship"] >= 0.8 for turn in turns), [turn.acts for turn in turns]
+    found = [{f.category for f in flags.apply(flags.load(), [turn], 4.0)} for turn in turns]
+    assert found == [set(), {"hardship"}], found
 
 
 def test_a_retraction_does_not_reach_into_an_earlier_sentence():
