@@ -256,10 +256,10 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int, wr
             return None                 # the classifier read the same story (电影里的主角最后跳楼了)
         # or read a story without the words, someone else its subject from the first two clauses (我朋友去年网贷逾期，
         # 后来想不开了; not 我现在睡的都是朋友家的沙发 at the end of an account of one's own)
-        stops = [m.start() for m in CLAUSE.finditer(turn.text) if m.start() > 0]
-        opening = stops[1] if len(stops) > 1 else len(turn.text)
-        if scores and not own and _told_of_others(turn.text, opening, opening, rule.told_of_others):
-            return None
+        if scores and not own:
+            opening = _opening_end(turn.text)
+            if _told_of_others(turn.text, opening, opening, rule.told_of_others):
+                return None
         text_matches = own
     if scores and not text_matches and rule.negatable and _denied(rulebook, rule.category, turn.text):
         return None                     # the classifier heard a threat in 我们不会起诉您
@@ -283,6 +283,12 @@ def _holds(rulebook: Rulebook, condition: Condition, turns: list[Turn], index: i
                    for other in turns), [], None
     score = turn.acts.get(condition.value, 0.0) if condition.kind == "act" else (turn.offensive or 0.0)
     return score >= condition.minimum, [], score
+
+
+def _opening_end(text: str) -> int:
+    """Where the first two clauses of `text` end."""
+    stops = [m.start() for m in CLAUSE.finditer(text) if m.start() > 0]
+    return stops[1] if len(stops) > 1 else len(text)
 
 
 def _told_of_others(text: str, start: int, end: int, others: tuple[str, ...]) -> bool:
