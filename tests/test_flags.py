@@ -313,6 +313,13 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("人间不值得，我想早点去那边找我奶奶", "borrower", "self_harm"),
     ("店也倒了，老婆也走了，我活着还有什么意思", "borrower", "hardship"),
     ("外卖罚款罚得我一天白干", "borrower", "hardship"),
+    ("下午我们的人就去你媳妇上班的地方转转", "collector", "third_party"),
+    ("再拖下去，你的逾期记录会同步给你单位", "collector", "third_party"),
+    ("这个月请了病假，工资被扣了一大半", "borrower", "hardship"),
+    ("工地老板一直不结账，我手里一分钱没有", "borrower", "hardship"),
+    ("不说了，我这就去下面陪我妈", "borrower", "self_harm"),
+    ("再逼我就吃安眼药", "borrower", "self_harm"),                  # 安眠药
+    ("你不是说随便我们怎么弄吗那我们就把你的事发给你通迅录里的人", "collector", "third_party"),  # asks back, affirms
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -489,6 +496,12 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("我那句“想紫砂”是网上的梗，不是真的，你们别紧张", "borrower"),
     ("农药是给果树打的，不是给我自己喝的，你别多想", "borrower"),
     ("庄稼没受灾，今年收成还行，卖了粮就还", "borrower"),
+    ("没有什么案底的说法，也没有人会来抓您", "collector"),
+    ("您家人的电话我们一个也不会打，您放心", "collector"),
+    ("刚才说您是老赖，我收回，对不起", "collector"),
+    ("你说你姐夫是警察，那也得按时还款", "collector"),
+    ("我们外放的同事下午会给你打个电话确认一下", "collector"),     # 外访: the collector's own field staff
+    ("强制执行是判决以后不履行才有的，现在还远没到那一步", "collector"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
