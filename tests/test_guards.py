@@ -6,12 +6,15 @@ import json
 
 import pytest
 
-from analyzer import vad
-from analyzer.audio import load
-from analyzer.result import Word
-from analyzer.transcribe import REPEAT, _cut_loop, _cut_tail, correct_domain_terms, hallucination
+import numpy as np
+from faster_whisper.vad import collect_chunks
 
-from conftest import SHARED
+from analyzer import speakers, transcribe, vad
+from analyzer.audio import SAMPLE_RATE, load
+from analyzer.result import Word
+from analyzer.transcribe import REPEAT, _cut_loop, _cut_tail, clips, correct_domain_terms, hallucination
+
+from conftest import SAMPLES, SHARED
 
 
 def test_subtitle_credits_are_dropped():
@@ -65,3 +68,23 @@ def test_telephone_band_speech_is_not_dropped_by_the_vad():
     assert vad.speech_regions(narrow) == []  # the strict threshold alone would lose it
     speech = vad.detect(narrow)
     assert vad.speech_duration(speech.decode) > 1.0 and speech.turns == speech.decode
+
+
+def test_whisper_windows_end_where_speech_does():
+    regions = [(0, 10), (12, 22), (25, 33), (40, 80), (81, 83)]  # 10 + 10 + 8 s fit one window; 40 s is alone
+    chunks = [{"start": start * SAMPLE_RATE, "end": end * SAMPLE_RATE} for start, end in regions]
+    assert clips(chunks) == [0.0, 28.0, 28.0, 68.0, 68.0, 70.0]
+
+
+def test_a_channel_a_little_longer_than_a_window_is_decoded_without_fallback(models, config):
+    """call_04's collector speaks 30.8 s in all: cut at 30 s, the last 0.8 s of trailing silence went through every
+    fallback temperature (19 s of CPU) and came out as 3、4,7,8,8,8,10."""
+    audio = load(SAMPLES / "call_04_angry_borrower.wav")
+    collector = speakers.segment(audio, config, models.diarizer).streams[1]
+    chunks = [{"start": int(s * SAMPLE_RATE), "end": int(e * SAMPLE_RATE)}
+              for s, e in transcribe.padded(collector.speech, len(collector.samples) / SAMPLE_RATE)]
+    joined = np.concatenate(collect_chunks(collector.samples, chunks)[0])
+    assert len(joined) > 30 * SAMPLE_RATE
+    segments = list(transcribe._decode(models.whisper, joined, clips(chunks), config))
+    assert segments and all(segment.temperature == 0.0 for segment in segments)
+    assert transcribe._T2S.convert(segments[-1].text).rstrip("。，,.").endswith(("处理", "再见"))
