@@ -97,7 +97,7 @@ class Rule:
     told_of_others: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity, for the per-text caches below
 class Rulebook:
     name: str
     version: str
@@ -112,9 +112,11 @@ class Rulebook:
     # questions that deny the rest of their clause (谁说我要跳楼了), unless a negation follows (谁说我们不会起诉你)
     rhetorical_denials: list[str] = field(default_factory=list)
     word_lists: tuple = field(init=False, repr=False, compare=False)   # the lexicons, hashable for _exact_spans
+    exception_phrases: tuple = field(init=False, repr=False, compare=False)  # hashable for _shields
 
     def __post_init__(self):
         self.word_lists = tuple((name, tuple(words)) for name, words in self.lexicons.items())
+        self.exception_phrases = tuple(self.exceptions)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "path": self.path, "rules": len(self.rules),
@@ -343,7 +345,7 @@ def _text_matches(rulebook: Rulebook, condition: Condition, text: str,
         spans = [(start, end, worth) for start, end, worth in spans
                  if not any((a <= start and end <= b and b - a > end - start)
                             or (worth < confidence and a < end and start < b) for a, b in written)]
-    shields = [(m.start(), m.end()) for phrase in rulebook.exceptions for m in re.finditer(re.escape(phrase), text)]
+    shields = _shields(text, rulebook.exception_phrases)
     retracted = _retractions(rulebook, text)
     kept, negated = [], False
     for start, end, worth in spans:
@@ -365,11 +367,18 @@ def _echoed(text: str, start: int, end: int) -> bool:
     return len(rest) <= 2 and all(c in ECHO_PARTICLES for c in rest) and bool(ECHO_DENIAL.match(text, stop.start()))
 
 
+@lru_cache(maxsize=256)
+def _shields(text: str, phrases: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where the exception phrases stand; found once per text, for every condition that asks."""
+    return [(start, start + len(phrase)) for phrase in phrases for start in _find_exact(text, phrase)]
+
+
+@lru_cache(maxsize=256)
 def _retractions(rulebook: Rulebook, text: str) -> list[tuple[int, int]]:
     """Where each retraction phrase stands, itself not negated (不是开玩笑 takes nothing back): its clause (by
-    index) and where its sentence begins."""
-    return [(_clause_index(text, m.start()), _sentence_start(text, m.start())) for phrase in rulebook.retractions
-            for m in re.finditer(re.escape(phrase), text) if not _is_negated(text, m.start(), rulebook)]
+    index) and where its sentence begins. Found once per text, for every condition that asks."""
+    return [(_clause_index(text, start), _sentence_start(text, start)) for phrase in rulebook.retractions
+            for start in _find_exact(text, phrase) if not _is_negated(text, start, rulebook)]
 
 
 def _takes_back(retraction: tuple[int, int], clause: int, start: int) -> bool:
@@ -408,12 +417,16 @@ def _find_exact(text: str, word: str) -> list[int]:
     return found
 
 
-def _find_by_pinyin(text: str, word: str) -> list[int]:
+@lru_cache(maxsize=65536)
+def _find_by_pinyin(text: str, word: str) -> tuple[int, ...]:
     """Where `word` is written with other characters that sound alike: at least half of them exact (for a word of
     two, the exact one more than a common character) and none of the others a function character."""
     target = _word_sounds(word)
     found = []
-    for start in range(len(text) - len(word) + 1):
+    # only windows holding one of the word's characters as written can qualify
+    candidates = {position - offset for offset, character in enumerate(word)
+                  for position in _find_exact(text, character)}
+    for start in sorted(c for c in candidates if 0 <= c <= len(text) - len(word)):
         window = text[start:start + len(word)]
         exact = sum(a == b for a, b in zip(window, word))
         if exact == len(word) or exact * 2 < len(word):
@@ -427,7 +440,7 @@ def _find_by_pinyin(text: str, word: str) -> list[int]:
             continue
         if all(a == b or (t and _sound(a) == t) for a, b, t in zip(window, word, target)):
             found.append(start)
-    return found
+    return tuple(found)
 
 
 # One reading each, not every reading a dictionary lists: ASR writes a sound-alike by its usual reading, and the
