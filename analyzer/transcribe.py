@@ -56,6 +56,7 @@ DOMAIN_FIXES = [
 FULL_WIDTH = str.maketrans(",?!:;", "，？！：；")
 REPEAT = re.compile(r"(.{1,8}?)\1{4,}")  # one unit said five or more times in a row
 WINDOW_S = 30.0  # Whisper's input
+MEL_HOP = 160    # samples a frame of Whisper's input advances by
 ASR_PAD_S = 0.3   # Whisper reads the edges of words better with a little of the silence around them
 RANDOM_SEED = 0
 DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repeating itself
@@ -312,15 +313,17 @@ def clips(chunks: list[dict]) -> list[float]:
     while they fit one window, so that a window ends where speech does. Decoded in plain 30 s windows, a stream a
     little longer than one window leaves Whisper a last fraction of a second of trailing silence, where it invents
     text after trying every fallback temperature (call_04's collector: 19 s of CPU for 0.8 s). A region longer
-    than a window is a clip of its own, decoded window after window."""
+    than a window is a clip of its own, decoded window after window.
+
+    Bounds fall on whole 10 ms frames: openai-whisper never finishes a clip that ends past the last whole frame."""
     bounds, clip_start, position = [], 0, 0
     for chunk in chunks:
         length = chunk["end"] - chunk["start"]
         if position > clip_start and position + length - clip_start > WINDOW_S * SAMPLE_RATE:
-            bounds += [clip_start / SAMPLE_RATE, position / SAMPLE_RATE]
+            bounds += [clip_start, position]
             clip_start = position
         position += length
-    return bounds + [clip_start / SAMPLE_RATE, position / SAMPLE_RATE]
+    return [bound // MEL_HOP * MEL_HOP / SAMPLE_RATE for bound in bounds + [clip_start, position]]
 
 
 def _decode(whisper: Whisper, audio: np.ndarray, clip_timestamps: list[float], config: Config):

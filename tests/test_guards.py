@@ -74,6 +74,8 @@ def test_whisper_windows_end_where_speech_does():
     regions = [(0, 10), (12, 22), (25, 33), (40, 80), (81, 83)]  # 10 + 10 + 8 s fit one window; 40 s is alone
     chunks = [{"start": start * SAMPLE_RATE, "end": end * SAMPLE_RATE} for start, end in regions]
     assert clips(chunks) == [0.0, 28.0, 28.0, 68.0, 68.0, 70.0]
+    # on a whole 10 ms frame: openai-whisper loops for ever on a clip ending past the last whole one
+    assert clips([{"start": 0, "end": 375_296}]) == [0.0, 23.45]
 
 
 def test_a_channel_a_little_longer_than_a_window_is_decoded_without_fallback(models, config):
