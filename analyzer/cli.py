@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--allow-download", action="store_true",
                      help="fetch a size name that is not in the local caches (off: nothing is downloaded)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    run.add_argument("--compute-type", default="auto", help="CTranslate2 compute type (auto: int8 CPU, float16 CUDA)")
+    run.add_argument("--compute-type", default="auto",
+                     help="auto: int8 on CPU, float16 on CUDA; faster-whisper takes any CTranslate2 compute type, "
+                          "openai-whisper int8 or float32 on CPU, float16 or float32 on CUDA")
     run.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     run.add_argument("--beam-size", type=int, default=5)
     run.add_argument("--domain-prompt", action="store_true",

@@ -31,7 +31,7 @@ class Config:
     # checkpoint or a size name. None = the bundled multilingual base (faster-whisper)
     whisper_model: str | None = None
     allow_download: bool = False          # size names not in the local caches may be downloaded
-    compute_type: str = "auto"            # auto = int8 on CPU, float16 on CUDA
+    compute_type: str = "auto"            # auto = int8 on CPU, float16 on CUDA (either backend)
     cpu_threads: int = 0                  # 0 = all cores
     beam_size: int = 5
     # beam search looks further before it stops (asr_zh CER: 16 kHz 15.0 -> 13.9%, 8 kHz 27.3 -> 26.2%)

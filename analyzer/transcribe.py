@@ -27,6 +27,7 @@ from faster_whisper.utils import available_models, download_model
 from faster_whisper.vad import collect_chunks
 from opencc import OpenCC
 
+from . import int8
 from .audio import SAMPLE_RATE, sha256_of
 from .config import Config
 from .result import Issue, Word
@@ -67,6 +68,8 @@ PUNCTUATION = "，。？！、；：,.?!;: "
 
 
 BACKENDS = ("faster-whisper", "openai-whisper")
+# int8 on CPU is CTranslate2's scheme done in PyTorch (see int8.py); float16 is openai-whisper's own on CUDA
+OPENAI_COMPUTE_TYPES = {"cpu": ("int8", "float32"), "cuda": ("float16", "float32")}
 
 
 @dataclass
@@ -76,7 +79,7 @@ class Whisper:
     name: str
     path: str                           # the weights file or directory
     sha256: str                         # of the weights file
-    cpu_int8_gemm: str | None = None    # see cpu_int8_gemm
+    cpu_int8_gemm: str | None = None    # see cpu_int8_gemm; "PyTorch" for openai-whisper's int8 (int8.py)
 
 
 def identify(config: Config) -> dict:
@@ -84,8 +87,13 @@ def identify(config: Config) -> dict:
     CPU's int8 library (see `resolve_faster` and `resolve_openai` for what `config.whisper_model` may be)."""
     if config.asr_backend == "openai-whisper":
         path = resolve_openai(config)
+        device, compute_type = config.resolved_device(), config.resolved_compute_type()
+        if compute_type not in OPENAI_COMPUTE_TYPES[device]:
+            raise ValueError(f"the openai-whisper backend computes on {device} in "
+                             f"{' or '.join(OPENAI_COMPUTE_TYPES[device])}, not {compute_type}")
         return {"name": path.name, "backend": "openai-whisper", "path": str(path),
-                "sha256": _cached_sha256(path, config.cache_dir), "cpu_int8_gemm": None}
+                "sha256": _cached_sha256(path, config.cache_dir),
+                "cpu_int8_gemm": "PyTorch" if compute_type == "int8" else None}
     if config.asr_backend != "faster-whisper":
         raise ValueError(f"unknown ASR backend {config.asr_backend!r} (one of {', '.join(BACKENDS)})")
     path, name = resolve_faster(config)
@@ -101,7 +109,10 @@ def load(config: Config) -> Whisper:
     """Load Whisper once, with the backend and model the configuration names."""
     identity = identify(config)
     if identity["backend"] == "openai-whisper":
-        return Whisper(_load_openai(Path(identity["path"]), config.resolved_device()), **identity)
+        model = _load_openai(Path(identity["path"]), config.resolved_device())
+        if config.resolved_compute_type() == "int8":
+            int8.quantize(model)
+        return Whisper(model, **identity)
     model = WhisperModel(
         str(Path(identity["path"]).parent),
         device=config.resolved_device(),
@@ -342,7 +353,7 @@ def _decode(whisper: Whisper, audio: np.ndarray, clip_timestamps: list[float], c
     # Beam search at temperature 0 only: where every fallback temperature fails, openai-whisper keeps the last
     # (temperature 1.0) decode, which on telephone audio is noise (8 kHz CER 42% against 28%), where
     # faster-whisper keeps the likeliest one
-    decoded = openai_whisper.transcribe(whisper.model, audio, fp16=whisper.model.device.type == "cuda",
+    decoded = openai_whisper.transcribe(whisper.model, audio, fp16=config.resolved_compute_type() == "float16",
                                         verbose=None, temperature=0.0, **options)
     return [
         Segment(id=index, seek=segment["seek"], start=segment["start"], end=segment["end"], text=segment["text"],

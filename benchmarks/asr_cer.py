@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--asr-backend", default="faster-whisper", choices=transcribe.BACKENDS)
     parser.add_argument("--model", help="as `analyzer analyze --model` takes it")
-    parser.add_argument("--compute-type", default="auto", help="faster-whisper's (auto: int8 on CPU)")
+    parser.add_argument("--compute-type", default="auto", help="auto: int8 on CPU (either backend)")
     parser.add_argument("--prompt", action="store_true", help="decode with the domain prompt")
     parser.add_argument("--hotwords", action="store_true", help="decode with the domain terms as hotwords")
     parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")

@@ -1,6 +1,7 @@
 """CER and role accuracy of `analyze` on the project's samples, as recorded and mixed down to mono.
 
-    python benchmarks/samples_eval.py [--asr-backend faster-whisper|openai-whisper] [--model M] [--as-recorded]
+    python benchmarks/samples_eval.py [--asr-backend faster-whisper|openai-whisper] [--model M]
+                                      [--compute-type auto|int8|float32] [--as-recorded]
 
 `--as-recorded` skips the stereo calls' mono mixdowns. The last column is the transcription stage's real-time
 factor.
@@ -43,9 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--asr-backend", default="faster-whisper", choices=["faster-whisper", "openai-whisper"])
     parser.add_argument("--model", help="as `analyzer analyze --model` takes it")
+    parser.add_argument("--compute-type", default="auto", help="auto: int8 on CPU (either backend)")
     parser.add_argument("--as-recorded", action="store_true", help="no mono mixdowns of the stereo calls")
     args = parser.parse_args()
-    config = Config(asr_backend=args.asr_backend, whisper_model=args.model)
+    config = Config(asr_backend=args.asr_backend, whisper_model=args.model, compute_type=args.compute_type)
     models = load_models(config)
     print(f"ASR: {models.whisper.backend}, {models.whisper.name}")
     print("| call | layout | CER | turns | turns with the right role | speech with the right role | transcribe RTF |")

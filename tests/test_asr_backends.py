@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from analyzer import Config, transcribe
+from analyzer import Config, audio, int8, transcribe
 from analyzer.cli import main
 from analyzer.evaluate import cer
 
@@ -57,6 +57,43 @@ def test_the_converted_checkpoint_is_the_same_model(checkpoint):
     assert torch.equal(model.decoder.token_embedding.weight, embedding)
 
 
+def test_an_int8_layer_is_the_integer_product_of_rounded_rows():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    inputs = torch.randn(3, 7, 64) * torch.logspace(-2, 2, 7)[:, None]   # rows of very different sizes
+    weight_scale = linear.weight.abs().amax(dim=1) / 127
+    weight = torch.round(linear.weight / weight_scale[:, None]).long()
+    rows = inputs.reshape(-1, 64)
+    row_scale = rows.abs().amax(dim=1) / 127
+    rounded = torch.round(rows / row_scale[:, None]).long()
+    expected = (rounded @ weight.T) * row_scale[:, None] * weight_scale[None, :] + linear.bias
+    got = int8.Int8Linear(linear)(inputs)
+    assert got.shape == (3, 7, 48)
+    torch.testing.assert_close(got.reshape(-1, 48), expected.detach(), rtol=1e-5, atol=1e-6)
+    float_result = linear(inputs).detach()
+    assert ((got - float_result).norm(dim=-1) / float_result.norm(dim=-1)).max() < 0.02
+
+
+def test_int8_whisper_reads_a_window_as_float32_does(checkpoint):
+    """The converted base in int8 and in float32 on 30 s of a sample: the encoder's output and the first tokens'
+    logits agree, and the whole model is int8 (no float linear layer left)."""
+    models = {compute: transcribe.load(Config(asr_backend="openai-whisper", whisper_model=str(checkpoint),
+                                              device="cpu", compute_type=compute)).model
+              for compute in ("float32", "int8")}
+    assert not any(isinstance(m, torch.nn.Linear) for m in models["int8"].modules())
+    assert sum(isinstance(m, int8.Int8Linear) for m in models["int8"].modules()) == 6 * 6 + 6 * 10
+    samples = audio.load(SAMPLES / "call_02_abusive.wav").mono()
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(samples)))[None]
+    tokens = torch.tensor([list(whisper.tokenizer.get_tokenizer(True, language="zh").sot_sequence)])
+    with torch.no_grad():
+        encoded = {compute: model.encoder(mel) for compute, model in models.items()}
+        logits = {compute: model.decoder(tokens, encoded[compute])[0, -1] for compute, model in models.items()}
+    similarity = torch.nn.functional.cosine_similarity
+    assert similarity(encoded["int8"].flatten(), encoded["float32"].flatten(), dim=0) > 0.99
+    assert similarity(logits["int8"], logits["float32"], dim=0) > 0.99
+    assert logits["int8"].argmax() == logits["float32"].argmax()
+
+
 def test_both_backends_transcribe_the_samples_alike(sample_results, openai_results):
     pairs = {"faster-whisper": [], "openai-whisper": []}
     for call_id in SAMPLE_IDS:
@@ -72,6 +109,7 @@ def test_the_openai_backend_runs_end_to_end_and_says_so(openai_results, checkpoi
         result = openai_results[call_id]
         asr = result["provenance"]["models"]["asr"]
         assert asr["backend"] == "openai-whisper" and asr["path"] == str(checkpoint) and len(asr["sha256"]) == 64
+        assert result["provenance"]["params"]["compute_type"] == "int8" and asr["cpu_int8_gemm"] == "PyTorch"
         words = [w for t in result["turns"] for w in t["words"]]
         assert words and all(0 <= w["start"] <= w["end"] <= result["source"]["duration_s"] + 0.5 for w in words)
         assert {s["role"] for s in result["speakers"]} == {"collector", "borrower"}
@@ -89,6 +127,13 @@ def test_models_are_found_offline_or_refused_clearly(tmp_path, monkeypatch, argv
     with pytest.raises(SystemExit) as stop:
         main(["analyze", str(SAMPLES / "call_01_compliant.wav"), "--out", str(tmp_path / "out"), "-q", *argv])
     assert message in str(stop.value)
+
+
+def test_openai_whisper_refuses_a_compute_type_it_has_not(tmp_path, checkpoint):
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", str(SAMPLES / "call_01_compliant.wav"), "--out", str(tmp_path), "--asr-backend",
+              "openai-whisper", "--model", str(checkpoint), "--device", "cpu", "--compute-type", "int8_float16"])
+    assert "computes on cpu in int8 or float32, not int8_float16" in str(stop.value)
 
 
 def test_an_openai_checkpoint_is_not_given_to_faster_whisper(tmp_path, checkpoint):
