@@ -320,6 +320,9 @@ def one_turn(text: str, role: str = "collector", speaker: str = "S1", start: flo
     ("不说了，我这就去下面陪我妈", "borrower", "self_harm"),
     ("再逼我就吃安眼药", "borrower", "self_harm"),                  # 安眠药
     ("你不是说随便我们怎么弄吗那我们就把你的事发给你通迅录里的人", "collector", "third_party"),  # asks back, affirms
+    ("我刚刚打到你公司前台，把你欠钱的事讲了", "collector", "third_party"),
+    ("明天去你们厂门口等你，让你在全厂都出名", "collector", "third_party"),
+    ("我们会派人前往您的工作单位核实情况", "collector", "third_party"),
 ])
 def test_words_are_found_as_whisper_writes_them(text, role, category):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
@@ -502,6 +505,11 @@ def test_words_are_found_as_whisper_writes_them(text, role, category):
     ("你说你姐夫是警察，那也得按时还款", "collector"),
     ("我们外放的同事下午会给你打个电话确认一下", "collector"),     # 外访: the collector's own field staff
     ("强制执行是判决以后不履行才有的，现在还远没到那一步", "collector"),
+    ("您爸妈那里我们没有联系过，您放心", "collector"),
+    ("您先跟家人聊聊，看看怎么安排还款", "collector"),               # advice, not exposure
+    ("我没那个寻死的念头，就是一时着急", "borrower"),
+    ("跳楼这种事我从来没想过，我还有孩子", "borrower"),
+    ("我说不想活了是被你们气的", "borrower"),
 ])
 def test_negations_and_near_misses_are_not_flagged(text, role):
     found = flags.apply(flags.load(), [one_turn(text, role)], 4.0)
