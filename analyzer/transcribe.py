@@ -64,6 +64,7 @@ DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repea
 SENTENCE_END = "。？！?!"
 UNLIKELY = 0.1     # a first invented word is far below this; real first words of a sentence are above it
 MIN_WORD_S = 0.02
+MIN_SKIPPED_S = 1.0  # shorter regions with no words are mostly a 嗯 or a breath Whisper rightly leaves out
 PUNCTUATION = "，。？！、；：,.?!;: "
 
 
@@ -291,7 +292,25 @@ def transcribe(
 
     Only the speech regions are decoded (joined end to end, as faster-whisper's own VAD filter does), so silence
     cannot turn into text, and the timestamps are mapped back onto the recording.
+
+    Whisper sometimes ends a window's text early and passes over the rest of it as if it were silence: asr_zh's
+    clips put end to end lost a whole 5 s sentence so (benchmarks/asr_cer.py --joined). A speech region of at
+    least MIN_SKIPPED_S with no word in it is decoded again on its own.
     """
+    words, issues = _transcribe_joined(whisper, samples, speech, config)
+    skipped = [(start, end) for start, end in speech
+               if end - start >= MIN_SKIPPED_S and not any(w.start < end and w.end > start for w in words)]
+    if skipped == speech:
+        return words, issues  # decoding the same regions again would give the same nothing
+    for region in skipped:
+        again, again_issues = _transcribe_joined(whisper, samples, [region], config)
+        words, issues = words + again, issues + again_issues
+    return sorted(words, key=lambda w: w.start), issues
+
+
+def _transcribe_joined(
+    whisper: Whisper, samples: np.ndarray, speech: list[tuple[float, float]], config: Config
+) -> tuple[list[Word], list[Issue]]:
     if not speech:
         return [], []
     chunks = [{"start": int(s * SAMPLE_RATE), "end": int(e * SAMPLE_RATE)}

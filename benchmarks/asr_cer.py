@@ -2,10 +2,14 @@
 
     python benchmarks/asr_cer.py [--shared ../shared] [--asr-backend faster-whisper|openai-whisper] [--model M]
                                  [--compute-type auto|int8|float32]
-                                 [--prompt] [--hotwords] [--show]
+                                 [--prompt] [--hotwords] [--show] [--joined GAP_S]
 
 Each clip goes through the same path as a call: VAD, padded speech chunks, Whisper (with the domain prompt and
 hotwords when asked), Simplified conversion, domain-term fixes and the hallucination guard. Prints a table.
+
+--joined GAP_S puts every clip's speech (from its first VAD region to its last) end to end in one recording of 45 s,
+GAP_S seconds of silence between them, like one channel of a call where stretches of speech in different voices
+follow each other: Whisper then decodes them in shared 30 s windows, where it can pass over one of them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from analyzer import audio, transcribe, vad
 from analyzer.config import DOMAIN_TERMS, INITIAL_PROMPT, Config
-from analyzer.evaluate import cer
+from analyzer.evaluate import cer, join_speech
 
 
 def main() -> None:
@@ -30,6 +34,7 @@ def main() -> None:
     parser.add_argument("--prompt", action="store_true", help="decode with the domain prompt")
     parser.add_argument("--hotwords", action="store_true", help="decode with the domain terms as hotwords")
     parser.add_argument("--show", action="store_true", help="print every reference and hypothesis")
+    parser.add_argument("--joined", type=float, metavar="GAP_S", help="decode all clips as one recording")
     args = parser.parse_args()
     root = args.shared / "data/asr_zh"
     if not root.is_dir():
@@ -45,16 +50,17 @@ def main() -> None:
     print(f"model: {whisper.name}; prompt: {bool(config.initial_prompt)}; hotwords: {bool(config.hotwords)}")
     print(f"| audio | clips | chars | CER | RTF |\n|---|---|---|---|---|")
     for key, label in (("wav", "16 kHz"), ("wav_8k", "8 kHz telephone band")):
+        recordings = [(row["text"], audio.load(root / row[key]).mono()) for row in rows]
+        if args.joined is not None:
+            recordings = [join_speech(recordings, args.joined)]
         pairs, audio_s, started = [], 0.0, time.perf_counter()
-        for row in rows:
-            clip = audio.load(root / row[key])
-            samples = clip.mono()
+        for reference, samples in recordings:
             words, _ = transcribe.transcribe(whisper, samples, vad.detect(samples).decode, config)
             hypothesis = "".join(w.text for w in words)
-            pairs.append((row["text"], hypothesis))
-            audio_s += clip.duration_s
+            pairs.append((reference, hypothesis))
+            audio_s += len(samples) / audio.SAMPLE_RATE
             if args.show:
-                print(f"  REF {row['text']}\n  HYP {hypothesis}")
+                print(f"  REF {reference}\n  HYP {hypothesis}")
         rtf = (time.perf_counter() - started) / audio_s
         chars = sum(len(r) for r, _ in pairs)
         print(f"| {label} | {len(pairs)} | {chars} | {100 * cer(pairs):.1f}% | {rtf:.3f} |", flush=True)

@@ -11,6 +11,7 @@ from faster_whisper.vad import collect_chunks
 
 from analyzer import speakers, transcribe, vad
 from analyzer.audio import SAMPLE_RATE, load
+from analyzer.evaluate import join_speech
 from analyzer.result import Word
 from analyzer.transcribe import REPEAT, _cut_loop, _cut_tail, clips, correct_domain_terms, hallucination
 
@@ -90,3 +91,20 @@ def test_a_channel_a_little_longer_than_a_window_is_decoded_without_fallback(mod
     segments = list(transcribe._decode(models.whisper, joined, clips(chunks), config))
     assert segments and all(segment.temperature == 0.0 for segment in segments)
     assert transcribe._T2S.convert(segments[-1].text).rstrip("。，,.").endswith(("处理", "再见"))
+
+
+@pytest.mark.skipif(not (SHARED / "data/asr_zh").is_dir(), reason="../shared/data/asr_zh is absent")
+def test_speech_whisper_passes_over_is_decoded_again(models, config):
+    """asr_zh's clips end to end, 0.4 s apart (45 s): Whisper's first window ends with the first sentence of a
+    meeting (好首先说一下刚才这个经理说完的这个销售问题…, the sixth speech region, 5 s), and it passed over that sentence,
+    ending its text after the clip before."""
+    root = SHARED / "data/asr_zh"
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    _, samples = join_speech([(row["text"], load(root / row["wav"]).mono()) for row in rows], 0.4)
+    speech = vad.detect(samples).decode
+    meeting_start, meeting_end = speech[5]
+    assert 15 < meeting_start and meeting_end - meeting_start > 4
+    words, _ = transcribe.transcribe(models.whisper, samples, speech, config)
+    heard = "".join(w.text for w in words if meeting_start <= w.start < meeting_end)
+    assert len(heard) >= 20 and "说一下" in heard
+    assert [w.start for w in words] == sorted(w.start for w in words)
