@@ -47,9 +47,10 @@ NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个
 # nor can one of these anchor a two-character sound-alike: 写你 is not 卸你, 车子 not 局子, 大街 not 大家
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 / 没人要(让你)坐牢 /
-# 不做上门催收 / 没有那种想不开的念头 / 没那个轻生的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检 / 不(留)案底
+# 不做上门催收 / 没有那种想不开的念头 / 没那个轻生的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检 / 不(留)案底 /
+# 老婆没(跟我)离婚
 NEGATED_GAP = re.compile(r"(会|要|去|来|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞|留)*"
-                         r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们)?(是|的)?(那些|这些|那种|这种|那个|这个|什么)?$")
+                         r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们|我|我们)?(是|的)?(那些|这些|那种|这种|那个|这个|什么)?$")
 # the words said of someone other than the speaker: 住院的不是我
 NOT_MINE = re.compile(r"的(人)?(并|可|也)?不是我")
 # the words said of whom follows: 被裁的是我同事

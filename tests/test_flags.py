@@ -611,6 +611,22 @@ def test_the_classifier_reading_a_story_about_someone_else_is_set_aside(models):
     assert found == [set(), {"hardship"}], found
 
 
+@pytest.mark.parametrize(("role", "text", "found"), [
+    ("borrower", "我不想再活下去了，还不还都无所谓了", {"self_harm"}),
+    ("borrower", "我爸前年去逝了 就我一个人挣钱 实在还不上", {"hardship"}),  # 去世 as Whisper may write it, not 去死
+    ("borrower", "我奶奶上个月去世了，这两天在老家办完事，账号再发我一下", set()),  # a death, and no word of money
+    ("borrower", "以前有过轻生的念头，现在完全没这想法了，就想把钱还上", set()),
+    ("collector", "律师函只是正常的法律文书，您收到后按上面的电话联系我们协商就行", set()),
+    ("collector", "您爱人刚才打电话来问还款金额，按规定我们只能告诉本人，麻烦您自己回个电话", set()),
+    ("collector", "您刚才骂我是骗子，我理解您着急，咱们还是说说怎么还", set()),   # the borrower's word, quoted
+    ("collector", "是王磊的室友吧？帮我带句话，他欠债半年了，一直装死", {"third_party"}),
+    ("collector", "是王磊的室友吧？帮我带句话，他就是个欠钱不还的无赖，躲得了初一躲不了十五", {"third_party", "insult"}),
+    ("collector", "我会告诉你老板你是诈骗犯", {"threat", "third_party"}),
+])
+def test_rulebook_round_of_development_34(role, text, found):
+    assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, role)], 4.0)} == found
+
+
 def test_a_retraction_does_not_reach_into_an_earlier_sentence():
     # 不会的 answers the question about a complaint; the hospital stay two sentences back still stands
     text = "我老婆住院了，家里一分钱都没有。你说我会去投诉？不会的，这周先还两百"
