@@ -31,12 +31,13 @@ CONDITION_KINDS = ("lexicon", "regex", "act", "offensive", "other_party")
 RULEBOOK_KEYS = {"rulebook", "version", "negations", "clause_negations", "rhetorical_denials", "exceptions",
                  "retractions", "lexicons", "rules"}
 RULE_KEYS = {"id", "category", "severity", "roles", "description", "any", "all", "none", "confidence", "negatable",
-             "window", "call", "told_of_others"}
+             "window", "call", "told_of_others", "together"}
 # questions whose 不 affirms: 躲到最后还不是被铐走 (they will be), 到时候不就是坐牢吗
 AFFIRMING_QUESTIONS = ("还不是", "难道不是", "岂不是", "不就是", "还不得", "你不是说", "您不是说")
 FUZZY_FACTOR = 0.8            # a pinyin match is worth this much of an exact one
 CLAUSE = re.compile(r"[，。！？；,.!?;…\s]")
 SENTENCE_END = re.compile(r"[。！？；.!?;]")
+STATEMENT_END = re.compile(r"[。！；.!;]")  # a sentence that is not a question
 # grammatical characters too frequent to stand for a misheard word: 去是 (进去是吧) is not 去死, 开到 (把船开到海中间)
 # not 开刀
 FUNCTION_CHARACTERS = frozenset("是的了在吧吗呢啊呀哦嘛个这那就都也还有我你他她它到")
@@ -48,9 +49,9 @@ NUMBER_FOLLOWERS = NUMERALS | frozenset("块元角毛分号月日天年岁点个
 WEAK_ANCHORS = FUNCTION_CHARACTERS | frozenset("们子家大小一上下")
 # what may stand between a negation and the words it negates: 不会(去)(给你)起诉 / 没有人说(您是)骗子 / 没人要(让你)坐牢 /
 # 不做上门催收 / 没有那种想不开的念头 / 没那个轻生的念头 / 我没有(真)想死 / 我没(说我)活不下去 / 不(是我)生病，是陪老婆产检 / 不(留)案底 /
-# 老婆没(跟我)离婚
+# 老婆没(跟我)离婚 / 我没那么想不开
 NEGATED_GAP = re.compile(r"(会|要|去|来|想|想过|过|打算|准备|用|再|能|可能|是要|是想|真的|真|随便|轻易|人说|说|说过|说我|是我|被|到|做|干|搞|留)*"
-                         r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们|我|我们)?(是|的)?(那些|这些|那种|这种|那个|这个|什么)?$")
+                         r"(给|对|把|跟|找|和|向|去|让)?(你|您|他|她|你们|您们|我|我们)?(是|的)?(那些|这些|那种|这种|那个|这个|那么|这么|什么)?$")
 # the words said of someone other than the speaker: 住院的不是我
 NOT_MINE = re.compile(r"的(人)?(并|可|也)?不是我")
 # the words said of whom follows: 被裁的是我同事
@@ -96,6 +97,9 @@ class Rule:
     # words naming someone else: the rule's words after one in their clause, with no 我 between, tell of that
     # person (隔壁单元的大爷跳楼了), and the turn is not flagged on them or on the classifier
     told_of_others: tuple[str, ...] = ()
+    # "sentence": the words of the `all` conditions must stand in one sentence (家人 and 打电话 in two sentences of
+    # an account, 您在单位加班。下周我再打电话提醒您, are no threat to call the family)
+    together: str | None = None
 
 
 @dataclass(eq=False)  # hashed by identity, for the per-text caches below
@@ -248,6 +252,10 @@ def _turn_flag(rulebook: Rulebook, rule: Rule, turns: list[Turn], index: int, wr
         return held
 
     every = all([holds(c) for c in rule.all])      # evaluate all, so every match is collected as evidence
+    if every and rule.together:
+        together = sum(c.kind in TEXT_KINDS for c in rule.all)
+        matched[:together] = _in_one_sentence(turn.text, matched[:together])
+        every = all(matched[:together])
     some = [holds(c) for c in rule.any]
     # a `none` condition vetoes: the classifier's threat in 报案回执可以申请停息 is an offer
     if not every or (rule.any and not any(some)) or any(_holds(rulebook, c, turns, index, 1.0)[0] for c in rule.none):
@@ -387,6 +395,16 @@ def _takes_back(retraction: tuple[int, int], clause: int, start: int) -> bool:
     工作也稳定了), and the clause before it when that ends the sentence before (自杀？我才不会)."""
     retraction_clause, sentence_start = retraction
     return clause <= retraction_clause and (retraction_clause - clause <= 1 or start >= sentence_start)
+
+
+def _in_one_sentence(text: str, groups: list[list[_Match]]) -> list[list[_Match]]:
+    """Each group's matches that stand in a sentence where every group has one. A question runs on into the
+    sentence after it (你老公知道吗？我这就打给他)."""
+    def sentence(position: int) -> int:
+        return max((m.end() for m in STATEMENT_END.finditer(text, 0, position)), default=0)
+
+    shared = set.intersection(*({sentence(m.start) for m in group} for group in groups))
+    return [[m for m in group if sentence(m.start) in shared] for group in groups]
 
 
 def _sentence_start(text: str, position: int) -> int:
@@ -654,12 +672,14 @@ def _build_rule(raw: dict, lexicons: dict, fail) -> Rule:
     others = raw.get("told_of_others") or []
     if not isinstance(others, list) or not all(isinstance(w, str) and w for w in others):
         fail(line, f"{label}: told_of_others must be a list of words")
+    if raw.get("together") not in (None, "sentence"):
+        fail(line, f"{label}: together must be `sentence` (got {raw.get('together')!r})")
     window = raw.get("window")
     if window is not None and (not isinstance(window, list) or len(window) != 2 or window[0] >= window[1]):
         fail(line, f"{label}: window must be [FROM_S, TO_S] with FROM_S < TO_S")
     return Rule(str(raw["id"]), raw["category"], raw["severity"], tuple(roles), str(raw.get("description", "")),
                 conditions["any"], conditions["all"], conditions["none"], float(confidence), bool(raw.get("negatable", True)),
-                tuple(window) if window else None, call, tuple(others))
+                tuple(window) if window else None, call, tuple(others), raw.get("together"))
 
 
 def _build_condition(raw, lexicons: dict, fail, line: int, label: str) -> Condition:

@@ -627,6 +627,21 @@ def test_rulebook_round_of_development_34(role, text, found):
     assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, role)], 4.0)} == found
 
 
+@pytest.mark.parametrize(("role", "text", "found"), [
+    # third_party.contact needs the third party and the contact in one sentence; a question runs on into the next
+    ("collector", "您说您这周在单位加班，那我们就不打扰了。下周一我再打电话提醒您还款的事", set()),
+    ("collector", "你老婆知道你借了网贷吗？我这就打给她", {"third_party"}),
+    ("collector", "现在逾期罚息已经滚到了八千多，请您尽快处理", set()),
+    ("collector", "再不还，我就去你朋友圈底下评论，说你欠钱不还", {"third_party"}),
+    ("collector", "刚才我同事说您是老赖，那是他不对，我替他道歉", set()),
+    ("borrower", "我不会跳河的，我没那么想不开，你们把账单发我", set()),
+    ("borrower", "今年没遭灾，庄稼长得还不错，钱下周就还", set()),
+    ("borrower", "老家房子拆迁，赔了一笔钱，正好还你们", set()),
+])
+def test_rulebook_round_of_development_35(role, text, found):
+    assert {flag.category for flag in flags.apply(flags.load(), [one_turn(text, role)], 4.0)} == found
+
+
 def test_a_retraction_does_not_reach_into_an_earlier_sentence():
     # 不会的 answers the question about a complaint; the hospital stay two sentences back still stands
     text = "我老婆住院了，家里一分钱都没有。你说我会去投诉？不会的，这周先还两百"
@@ -738,6 +753,8 @@ def test_editing_the_yaml_changes_the_outcome(sample_results, tmp_path):
      "    told_of_others: 朋友\n    any:\n      - regex: x\n", ":4:", "told_of_others must be a list of words"),
     ("rulebook: x\nversion: '1'\nrhetorical_denials: 谁说\nrules:\n  - id: a\n    category: threat\n"
      "    severity: high\n    any:\n      - regex: x\n", ":1:", "`rhetorical_denials` must be a list of words"),
+    ("rulebook: x\nversion: '1'\nrules:\n  - id: a\n    category: threat\n    severity: high\n"
+     "    together: clause\n    all:\n      - regex: x\n", ":4:", "together must be `sentence`"),
 ])
 def test_a_malformed_rulebook_is_rejected_with_line_and_reason(tmp_path, text, where, reason):
     path = tmp_path / "bad.yaml"
