@@ -1,7 +1,7 @@
 """CER and role accuracy of `analyze` on the project's samples, as recorded and mixed down to mono.
 
     python benchmarks/samples_eval.py [--asr-backend faster-whisper|openai-whisper] [--model M]
-                                      [--compute-type auto|int8|float32] [--as-recorded]
+                                      [--compute-type auto|int8|float32] [--as-recorded] [--long [--long-wav PATH]]
 
 `--as-recorded` skips the stereo calls' mono mixdowns. `--long` adds a call of 4.6 minutes: the two mono calls
 (the same two voices in the same roles) end to end, twice over. The last column is the transcription stage's
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--compute-type", default="auto", help="auto: int8 on CPU (either backend)")
     parser.add_argument("--as-recorded", action="store_true", help="no mono mixdowns of the stereo calls")
     parser.add_argument("--long", action="store_true", help="also the mono calls end to end, twice, as one call")
+    parser.add_argument("--long-wav", type=Path, help="where to keep that call (for benchmarks/speed.py)")
     args = parser.parse_args()
     config = Config(asr_backend=args.asr_backend, whisper_model=args.model, compute_type=args.compute_type)
     models = load_models(config)
@@ -65,7 +66,7 @@ def main() -> None:
             for layout, audio_path in versions:
                 print(row(config, models, truth["call_id"], layout, truth["turns"], audio_path), flush=True)
         if args.long:
-            turns, path = long_call(Path(tmp) / "long_call.wav")
+            turns, path = long_call(args.long_wav or Path(tmp) / "long_call.wav")
             print(row(config, models, "call_02 + call_03 + call_02 + call_03", "mono", turns, path), flush=True)
 
 
