@@ -65,6 +65,7 @@ SENTENCE_END = "。？！?!"
 UNLIKELY = 0.1     # a first invented word is far below this; real first words of a sentence are above it
 MIN_WORD_S = 0.02
 MIN_SKIPPED_S = 1.0  # shorter regions with no words are mostly a 嗯 or a breath Whisper rightly leaves out
+MIN_REDECODED_PROB = 0.4  # mean word probability of text kept from a region decoded again
 PUNCTUATION = "，。？！、；：,.?!;: "
 
 
@@ -295,17 +296,28 @@ def transcribe(
 
     Whisper sometimes ends a window's text early and passes over the rest of it as if it were silence: asr_zh's
     clips put end to end lost a whole 5 s sentence so (benchmarks/asr_cer.py --joined). A speech region of at
-    least MIN_SKIPPED_S with no word in it is decoded again on its own.
+    least MIN_SKIPPED_S with no word in it is decoded again on its own, and what that gives is kept when Whisper
+    is fairly sure of it: the sentences it had passed over read at a mean word probability of 0.49-0.87, reversed
+    speech (sound that is no speech) at 0.35, as English.
     """
     words, issues = _transcribe_joined(whisper, samples, speech, config)
     skipped = [(start, end) for start, end in speech
                if end - start >= MIN_SKIPPED_S and not any(w.start < end and w.end > start for w in words)]
     if skipped == speech:
         return words, issues  # decoding the same regions again would give the same nothing
-    for region in skipped:
-        again, again_issues = _transcribe_joined(whisper, samples, [region], config)
+    for start, end in skipped:
+        again, again_issues = _transcribe_joined(whisper, samples, [(start, end)], config)
+        if again and not confident(again):
+            text = "".join(w.text for w in again)
+            again_issues.append(Issue("transcribe", f"dropped unsure text where Whisper had heard none: {text[:40]}",
+                                      start, end))
+            again = []
         words, issues = words + again, issues + again_issues
     return sorted(words, key=lambda w: w.start), issues
+
+
+def confident(words: list[Word]) -> bool:
+    return sum(w.prob for w in words) / len(words) >= MIN_REDECODED_PROB
 
 
 def _transcribe_joined(

@@ -108,3 +108,10 @@ def test_speech_whisper_passes_over_is_decoded_again(models, config):
     heard = "".join(w.text for w in words if meeting_start <= w.start < meeting_end)
     assert len(heard) >= 20 and "说一下" in heard
     assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_text_decoded_again_is_kept_only_when_whisper_is_fairly_sure():
+    # reversed speech decoded on its own came out as English at a mean word probability of 0.35
+    unsure = [Word(0.0, 0.3, "要", 0.2), Word(0.3, 0.9, "leastthewhite", 0.45), Word(0.9, 1.1, "no", 0.4)]
+    sure = [Word(0.0, 0.4, "首先", 0.6), Word(0.4, 0.7, "说", 0.3), Word(0.7, 1.0, "一下", 0.7)]
+    assert not transcribe.confident(unsure) and transcribe.confident(sure)
