@@ -64,7 +64,7 @@ DUPLICATE = 0.8   # a segment this similar to the one before it is Whisper repea
 SENTENCE_END = "。？！?!"
 UNLIKELY = 0.1     # a first invented word is far below this; real first words of a sentence are above it
 MIN_WORD_S = 0.02
-MIN_SKIPPED_S = 1.0  # shorter regions with no words are mostly a 嗯 or a breath Whisper rightly leaves out
+MIN_SKIPPED_S = 1.0  # a shorter region with no words is often a 嗯 or a breath, and each costs a window to decode again
 MIN_REDECODED_PROB = 0.4  # mean word probability of text kept from a region decoded again
 PUNCTUATION = "，。？！、；：,.?!;: "
 
