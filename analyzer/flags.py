@@ -400,16 +400,12 @@ def _takes_back(retraction: tuple[int, int], clause: int, start: int) -> bool:
 def _in_one_sentence(text: str, groups: list[list[_Match]]) -> list[list[_Match]]:
     """Each group's matches that stand in a sentence where every group has one. A question runs on into the
     sentence after it (你老公知道吗？我这就打给他)."""
-    def sentence(position: int) -> int:
-        return max((m.end() for m in STATEMENT_END.finditer(text, 0, position)), default=0)
-
-    shared = set.intersection(*({sentence(m.start) for m in group} for group in groups))
-    return [[m for m in group if sentence(m.start) in shared] for group in groups]
+    shared = set.intersection(*({_sentence_start(text, m.start, STATEMENT_END) for m in group} for group in groups))
+    return [[m for m in group if _sentence_start(text, m.start, STATEMENT_END) in shared] for group in groups]
 
 
-def _sentence_start(text: str, position: int) -> int:
-    ends = [m.end() for m in SENTENCE_END.finditer(text, 0, position)]
-    return ends[-1] if ends else 0
+def _sentence_start(text: str, position: int, ends: re.Pattern = SENTENCE_END) -> int:
+    return max((m.end() for m in ends.finditer(text, 0, position)), default=0)
 
 
 def _clause_start(text: str, position: int) -> int:
